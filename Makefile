@@ -1,0 +1,40 @@
+# One command per chore; CI runs `make test` through .ci/run.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve simulator test lint typecheck synth bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+serve: install
+	$(VENV)/bin/mantle-gateway serve
+
+simulator: install
+	$(VENV)/bin/mantle-gateway serve --upstream simulator
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+synth: install
+	$(PY) app.py
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache

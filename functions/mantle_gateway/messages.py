@@ -1,0 +1,73 @@
+"""The two shapes every door speaks: what came in, what goes out.
+
+The core never sees a Lambda event or a socket; a door builds a `GatewayRequest`, hands it to
+`Gateway.handle`, and writes the `GatewayResponse` its own way. A streamed body is an iterator the
+door MUST either exhaust or `close()`: closing is how the core learns the client went away, and
+the usage of what was relayed is recorded when the iterator finishes either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class ByteStream(Protocol):
+    """A body that arrives in chunks; `close()` ends it early (client gone)."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def __next__(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRequest:
+    method: str
+    path: str
+    query: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Header names lower-cased; repeated headers joined with ", " (see `normalize_headers`)."""
+    body: bytes = b""
+    door: str = "local"
+    """Which door took the request: "local", "function_url" or "rest_api" (recorded in usage)."""
+    deadline: float | None = None
+    """Epoch seconds by which the whole answer must be sent (Lambda's remaining time)."""
+    request_id: str = ""
+    """The door's own request id if it has one (Lambda's); the core makes one otherwise."""
+
+
+@dataclass(slots=True)
+class GatewayResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | ByteStream = b""
+
+    @property
+    def streaming(self) -> bool:
+        return not isinstance(self.body, bytes)
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def close(self) -> None:
+        if not isinstance(self.body, bytes):
+            self.body.close()
+
+
+def normalize_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lower-case names and join repeats the way RFC 9110 §5.3 allows (cookies with "; ")."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key in out:
+            out[key] = out[key] + ("; " if key == "cookie" else ", ") + value
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,161 @@
+"""Settings: parsed once from the environment into one frozen, typed object.
+
+No other module reads `os.environ`; tests pass a plain dict. A bad value fails at start with one
+line naming the variable (`ConfigError`), never later in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mantle_gateway import schema
+from mantle_gateway.errors import ConfigError
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+DEFAULT_ROUTE_RULES: tuple[tuple[str, str], ...] = (
+    # reference/mantle-facts.md §1.2: the OpenAI frontier family, Gemma 4 and Grok live under
+    # /openai/v1; everything else (gpt-oss, Qwen, DeepSeek, Mistral, …) under /v1.
+    ("openai.gpt-5*", "/openai/v1"),
+    ("openai.gpt-6*", "/openai/v1"),
+    ("google.gemma-4*", "/openai/v1"),
+    ("xai.grok*", "/openai/v1"),
+    ("*", "/v1"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    region: str = "us-east-1"
+    mantle_endpoint_url: str = "https://bedrock-mantle.us-east-1.api.aws"
+    dynamodb_endpoint_url: str | None = None
+    keys_table: str = schema.DEFAULT_KEYS_TABLE
+    usage_table: str = schema.DEFAULT_USAGE_TABLE
+    limits_table: str = schema.DEFAULT_LIMITS_TABLE
+    enable_openai_passthrough: bool = True
+    log_level: str = "INFO"
+    key_cache_ttl_seconds: float = 30.0
+    upstream_connect_timeout_seconds: float = 5.0
+    upstream_read_timeout_seconds: float = 300.0
+    max_request_bytes: int = 6_291_456
+    route_rules: tuple[tuple[str, str], ...] = DEFAULT_ROUTE_RULES
+    price_overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    bedrock_api_key: str | None = field(default=None, repr=False)
+    """Bearer mode: sent upstream instead of a SigV4 signature when set (never logged)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        if not _REGION.match(region):
+            raise ConfigError(f"AWS_REGION: {region!r} is not a region name like us-east-1")
+        endpoint = env.get("MANTLE_ENDPOINT_URL") or f"https://bedrock-mantle.{region}.api.aws"
+        if not re.match(r"^https?://[^/\s]+", endpoint):
+            raise ConfigError(f"MANTLE_ENDPOINT_URL: {endpoint!r} is not an http(s) URL")
+        ttl = _number(env, "KEY_CACHE_TTL_SECONDS", 30.0, low=0.0, high=60.0)
+        return cls(
+            region=region,
+            mantle_endpoint_url=endpoint.rstrip("/"),
+            dynamodb_endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
+            keys_table=_name(env, "KEYS_TABLE", schema.DEFAULT_KEYS_TABLE),
+            usage_table=_name(env, "USAGE_TABLE", schema.DEFAULT_USAGE_TABLE),
+            limits_table=_name(env, "LIMITS_TABLE", schema.DEFAULT_LIMITS_TABLE),
+            enable_openai_passthrough=_flag(env, "ENABLE_OPENAI_PASSTHROUGH", True),
+            log_level=_log_level(env),
+            key_cache_ttl_seconds=ttl,
+            upstream_connect_timeout_seconds=_number(
+                env, "UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, low=0.1, high=60.0
+            ),
+            upstream_read_timeout_seconds=_number(
+                env, "UPSTREAM_READ_TIMEOUT_SECONDS", 300.0, low=0.1, high=900.0
+            ),
+            max_request_bytes=int(
+                _number(env, "MAX_REQUEST_BYTES", 6_291_456, low=1024, high=6_291_456)
+            ),
+            route_rules=_route_rules(env),
+            price_overrides=_prices(env),
+            bedrock_api_key=env.get("BEDROCK_API_KEY") or None,
+        )
+
+
+def _name(env: Mapping[str, str], var: str, default: str) -> str:
+    value = env.get(var) or default
+    if not re.match(r"^[A-Za-z0-9_.-]{3,255}$", value):
+        raise ConfigError(f"{var}: {value!r} is not a valid DynamoDB table name")
+    return value
+
+
+def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
+    raw = env.get(var)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{var}: {raw!r} is not true or false")
+
+
+def _number(env: Mapping[str, str], var: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(var)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}: {raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{var}: {raw} is outside {low:g}..{high:g}")
+    return value
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("LOG_LEVEL") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"LOG_LEVEL: {level!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _route_rules(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """MANTLE_ROUTE_RULES="glob=/prefix,…": tried before the defaults; first match wins."""
+    raw = env.get("MANTLE_ROUTE_RULES", "").strip()
+    if not raw:
+        return DEFAULT_ROUTE_RULES
+    rules: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        pattern, sep, prefix = item.strip().partition("=")
+        if not sep or not pattern or prefix not in ("/v1", "/openai/v1"):
+            raise ConfigError(
+                f"MANTLE_ROUTE_RULES: {item.strip()!r} is not GLOB=/v1 or GLOB=/openai/v1"
+            )
+        rules.append((pattern, prefix))
+    return tuple(rules) + DEFAULT_ROUTE_RULES
+
+
+def _prices(env: Mapping[str, str]) -> Mapping[str, Mapping[str, float]]:
+    """PRICES_JSON='{"model": {"input": 0.15, "output": 0.6, "cached": 0.015}}' (USD per 1M)."""
+    raw = env.get("PRICES_JSON", "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ConfigError("PRICES_JSON: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError("PRICES_JSON: must be an object of model -> prices")
+    out: dict[str, dict[str, float]] = {}
+    for model, prices in data.items():
+        if not isinstance(prices, dict) or not prices.keys() <= {"input", "output", "cached"}:
+            raise ConfigError(f"PRICES_JSON: {model!r} must map input/output/cached to numbers")
+        try:
+            out[model] = {k: float(v) for k, v in prices.items()}
+        except (TypeError, ValueError):
+            raise ConfigError(f"PRICES_JSON: {model!r} has a price that is not a number") from None
+        if any(v < 0 for v in out[model].values()):
+            raise ConfigError(f"PRICES_JSON: {model!r} has a negative price")
+    return out

@@ -1,0 +1,31 @@
+"""Errors render the OpenAI envelope with DESIGN §8's status, type and code."""
+
+import json
+
+import pytest
+
+from mantle_gateway import errors
+
+
+@pytest.mark.parametrize(
+    ("cls", "status", "type_", "code"),
+    [
+        (errors.InvalidRequestError, 400, "invalid_request_error", "invalid_request"),
+        (errors.RequestTooLargeError, 413, "invalid_request_error", "request_too_large"),
+        (errors.AuthenticationError, 401, "authentication_error", "invalid_api_key"),
+        (errors.PermissionDeniedError, 403, "permission_error", "model_not_permitted"),
+        (errors.NotFoundError, 404, "not_found", "not_found"),
+        (errors.RateLimitError, 429, "rate_limit_error", "rate_limit_exceeded"),
+        (errors.BudgetExceededError, 429, "insufficient_quota", "budget_exceeded"),
+        (errors.UpstreamError, 502, "upstream_error", "upstream_unreachable"),
+        (errors.UpstreamTimeoutError, 504, "upstream_error", "upstream_timeout"),
+        (errors.ServiceUnavailableError, 503, "api_error", "service_unavailable"),
+    ],
+)
+def test_error_envelope(cls: type[errors.GatewayError], status: int, type_: str, code: str) -> None:
+    err = cls("something went wrong", param="model")
+    assert err.status == status
+    body = json.loads(err.body())
+    assert body == {
+        "error": {"message": "something went wrong", "type": type_, "code": code, "param": "model"}
+    }

@@ -1,0 +1,66 @@
+"""Settings are parsed once; a bad variable fails at start with one line naming it."""
+
+import pytest
+
+from mantle_gateway.errors import ConfigError
+from mantle_gateway.settings import DEFAULT_ROUTE_RULES, Settings
+
+
+def test_defaults_follow_the_region() -> None:
+    settings = Settings.from_env({"AWS_REGION": "eu-west-1"})
+    assert settings.mantle_endpoint_url == "https://bedrock-mantle.eu-west-1.api.aws"
+    assert settings.keys_table == "mantle-gateway-keys"
+    assert settings.usage_table == "mantle-gateway-usage"
+    assert settings.limits_table == "mantle-gateway-limits"
+    assert settings.enable_openai_passthrough is True
+    assert settings.dynamodb_endpoint_url is None
+
+
+def test_endpoint_override_and_tables() -> None:
+    settings = Settings.from_env(
+        {
+            "AWS_REGION": "us-east-2",
+            "MANTLE_ENDPOINT_URL": "http://127.0.0.1:9999/",
+            "KEYS_TABLE": "k-table",
+            "ENABLE_OPENAI_PASSTHROUGH": "false",
+            "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:5000",
+        }
+    )
+    assert settings.mantle_endpoint_url == "http://127.0.0.1:9999"
+    assert settings.keys_table == "k-table"
+    assert settings.enable_openai_passthrough is False
+    assert settings.dynamodb_endpoint_url == "http://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"AWS_REGION": "mars"}, "AWS_REGION"),
+        ({"ENABLE_OPENAI_PASSTHROUGH": "maybe"}, "ENABLE_OPENAI_PASSTHROUGH"),
+        ({"KEY_CACHE_TTL_SECONDS": "120"}, "KEY_CACHE_TTL_SECONDS"),
+        ({"KEY_CACHE_TTL_SECONDS": "soon"}, "KEY_CACHE_TTL_SECONDS"),
+        ({"MANTLE_ENDPOINT_URL": "ftp://x"}, "MANTLE_ENDPOINT_URL"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"USAGE_TABLE": "a b"}, "USAGE_TABLE"),
+        ({"MANTLE_ROUTE_RULES": "x.*=/v2"}, "MANTLE_ROUTE_RULES"),
+        ({"PRICES_JSON": "{"}, "PRICES_JSON"),
+        ({"PRICES_JSON": '{"m": {"input": -1}}'}, "PRICES_JSON"),
+    ],
+)
+def test_bad_value_names_the_variable_in_one_line(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    message = str(info.value)
+    assert message.startswith(variable + ":")
+    assert "\n" not in message
+
+
+def test_route_rules_override_comes_before_defaults() -> None:
+    settings = Settings.from_env({"MANTLE_ROUTE_RULES": "acme.*=/openai/v1"})
+    assert settings.route_rules[0] == ("acme.*", "/openai/v1")
+    assert settings.route_rules[1:] == DEFAULT_ROUTE_RULES
+
+
+def test_bedrock_api_key_is_not_in_repr() -> None:
+    settings = Settings.from_env({"BEDROCK_API_KEY": "bedrock-api-key-secret"})
+    assert "bedrock-api-key-secret" not in repr(settings)
