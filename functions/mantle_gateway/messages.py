@@ -1,14 +1,15 @@
 """The two shapes every door speaks: what came in, what goes out.
 
 The core never sees a Lambda event or a socket; a door builds a `GatewayRequest`, hands it to
-`Gateway.handle`, and writes the `GatewayResponse` its own way. A streamed body is an iterator the
-door MUST either exhaust or `close()`: closing is how the core learns the client went away, and
-the usage of what was relayed is recorded when the iterator finishes either way.
+`Gateway.handle`, and writes the `GatewayResponse` its own way. Whatever the body, the door MUST
+call `GatewayResponse.close()` once it has sent what it could: for a streamed body, closing before
+the end is how the core learns the client went away; for every body, it is when the core records
+usage, so the client has its last byte before the gateway spends time on the ledger.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +45,8 @@ class GatewayResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes | ByteStream = b""
+    on_close: Callable[[], None] | None = None
+    """Run once by `close()`, after the body was sent (the core records usage here)."""
 
     @property
     def streaming(self) -> bool:
@@ -57,8 +60,13 @@ class GatewayResponse:
         return None
 
     def close(self) -> None:
-        if not isinstance(self.body, bytes):
-            self.body.close()
+        try:
+            if not isinstance(self.body, bytes):
+                self.body.close()
+        finally:
+            callback, self.on_close = self.on_close, None
+            if callback is not None:
+                callback()
 
 
 def normalize_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -49,6 +49,13 @@ class Settings:
     """Bearer mode: sent upstream instead of a SigV4 signature when set (never logged)."""
 
     @classmethod
+    def load(cls) -> Settings:
+        """The process environment: the one place it is read."""
+        import os
+
+        return cls.from_env(os.environ)
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         if not _REGION.match(region):

@@ -1,7 +1,7 @@
 """`mantle-gateway`: parses the command line and hands off to one module per command group.
 
 Each group imports its own dependencies inside its function so `--help` stays instant and the
-Lambda bundle never pays for the CLI.
+Lambda bundle never pays for the CLI. Bad configuration ends the command with one line.
 """
 
 from __future__ import annotations
@@ -10,21 +10,78 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from mantle_gateway.errors import ConfigError
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mantle-gateway",
         description="OpenAI-compatible gateway in front of Amazon Bedrock Mantle.",
     )
-    sub = parser.add_subparsers(dest="group", required=True)
-    serve = sub.add_parser("serve", help="run the local door")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    serve = groups.add_parser("serve", help="run the local door")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
-    serve.add_argument("--upstream", choices=["mantle", "simulator"], default="mantle")
+    serve.add_argument(
+        "--upstream",
+        choices=["mantle", "simulator"],
+        default="mantle",
+        help="simulator: answer with the built-in Mantle simulator (no AWS account needed)",
+    )
+
+    tables = groups.add_parser("tables", help="DynamoDB tables for local and test use")
+    tables_cmd = tables.add_subparsers(dest="command", required=True)
+    create = tables_cmd.add_parser("create", help="create the tables (idempotent)")
+    create.add_argument("--json", action="store_true")
+
+    keys = groups.add_parser("keys", help="gateway API keys")
+    keys_cmd = keys.add_subparsers(dest="command", required=True)
+    key_create = keys_cmd.add_parser("create", help="create a key; prints the secret once")
+    key_create.add_argument("--name", required=True)
+    _key_options(key_create)
+    keys_cmd.add_parser("list", help="list keys").add_argument("--json", action="store_true")
+    show = keys_cmd.add_parser("show", help="show one key")
+    show.add_argument("key_id")
+    show.add_argument("--json", action="store_true")
+    revoke = keys_cmd.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--json", action="store_true")
+    update = keys_cmd.add_parser("update", help="change a key's limits")
+    update.add_argument("key_id")
+    update.add_argument("--name")
+    _key_options(update)
     return parser
+
+
+def _key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--owner")
+    parser.add_argument("--monthly-budget-usd", dest="budget")
+    parser.add_argument("--rpm", type=int, help="requests per minute")
+    parser.add_argument("--tpm", type=int, help="tokens per minute")
+    parser.add_argument("--models", help="comma-separated model globs, e.g. 'openai.gpt-oss-*'")
+    parser.add_argument("--expires", help="YYYY-MM-DD (UTC); the key stops working that day")
+    parser.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    print(f"mantle-gateway: {args.group} is not implemented yet", file=sys.stderr)
+    try:
+        if args.group == "serve":
+            from mantle_gateway.cli import serve
+
+            return serve.run(args)
+        if args.group == "tables":
+            from mantle_gateway.cli import tables
+
+            return tables.run(args)
+        if args.group == "keys":
+            from mantle_gateway.cli import keys
+
+            return keys.run(args)
+    except ConfigError as exc:
+        print(f"mantle-gateway: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return 2

@@ -1,0 +1,383 @@
+"""The request path of DESIGN §1, one call per step, in order:
+
+    route → (flag off ⇒ 404) → parse & validate body → authenticate key → authorize model
+    → rate limit → budget → (stored response: owner check) → sign & forward
+    → relay (stream or buffer) while extracting usage → write usage + add spend
+
+Every refusing step raises a `GatewayError` before any upstream call; only `Gateway.handle`
+turns it into the OpenAI-shaped answer. The usage write happens when the door closes the answer,
+after the client has its last byte.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qsl, quote, urlencode
+
+from mantle_gateway.core import auth, body, routes
+from mantle_gateway.core.pricing import PriceTable
+from mantle_gateway.core.usage import (
+    TokenCounts,
+    UsageRecord,
+    from_chat_usage,
+    from_responses_usage,
+)
+from mantle_gateway.errors import (
+    BudgetExceededError,
+    GatewayError,
+    NotFoundError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from mantle_gateway.messages import GatewayRequest, GatewayResponse
+from mantle_gateway.observability import logger
+from mantle_gateway.store.dynamo import StoreError
+from mantle_gateway.store.limits import RateState, rate_pk
+from mantle_gateway.store.responses import ResponseOwner
+from mantle_gateway.stream.relay import Observation, Relay
+from mantle_gateway.upstream import routing, signing
+from mantle_gateway.upstream.client import UpstreamClient
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mantle_gateway.settings import Settings
+    from mantle_gateway.store.keys import KeyRecord
+
+JSON = "application/json"
+_KEPT_ERROR_HEADERS = ("retry-after", "x-request-id", "x-amzn-requestid")
+_ZERO = Decimal(0)
+
+
+class Limits(Protocol):
+    def admit(self, key_id: str, rpm: int | None, tpm: int | None, now: datetime) -> RateState: ...
+
+    def spent(self, key_id: str, month: str) -> object: ...
+
+
+class LedgerWriter(Protocol):
+    def record(self, record: UsageRecord, rate_window: str | None = None) -> bool: ...
+
+
+class Owners(Protocol):
+    def put(self, response_id: str, owner: ResponseOwner) -> None: ...
+
+    def get(self, response_id: str) -> ResponseOwner | None: ...
+
+
+@dataclass(slots=True)
+class _Call:
+    """What one admitted request carries from step to step."""
+
+    request: GatewayRequest
+    request_id: str
+    started: float
+    now: datetime
+    route: routes.Route
+    key: KeyRecord
+    parsed: body.ParsedBody | None
+    rate: RateState | None
+    prefix: str = "/v1"
+
+    @property
+    def extra_headers(self) -> list[tuple[str, str]]:
+        headers = [("x-gateway-request-id", self.request_id)]
+        return headers + (self.rate.headers() if self.rate else [])
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        keys: auth.KeyCache,
+        limits: Limits,
+        ledger: LedgerWriter,
+        owners: Owners,
+        upstream: UpstreamClient,
+        signer: signing.Signer,
+        prices: PriceTable,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._limits = limits
+        self._ledger = ledger
+        self._owners = owners
+        self._upstream = upstream
+        self._signer = signer
+        self._router = routing.PrefixRouter(settings.route_rules)
+        self._prices = prices
+        self._clock = clock
+
+    def handle(self, request: GatewayRequest) -> GatewayResponse:
+        request_id = request.request_id or uuid.uuid4().hex
+        try:
+            return self._handle(request, request_id)
+        except GatewayError as err:
+            if err.status >= 500:
+                logger.warning("request_refused", extra={"status": err.status, "code": err.code})
+            return error_response(err, request_id)
+        except Exception:
+            logger.exception("unhandled_error", extra={"request_id": request_id})
+            return error_response(GatewayError("The gateway failed unexpectedly."), request_id)
+
+    # -- the steps, in order ------------------------------------------------------------------
+
+    def _handle(self, request: GatewayRequest, request_id: str) -> GatewayResponse:
+        started = self._clock()
+        route = routes.match(
+            request.method,
+            request.path,
+            passthrough_enabled=self._settings.enable_openai_passthrough,
+        )
+        if route.kind == "health":
+            return GatewayResponse(200, [("content-type", JSON)], b'{"status":"ok"}')
+        parsed = self._validate_body(route, request)
+        now = datetime.fromtimestamp(started, UTC)
+        key = auth.authenticate(request.headers, self._keys, now)
+        if parsed is not None:
+            auth.authorize_model(key, parsed.model)
+        rate = self._rate_limit(key, now)
+        call = _Call(request, request_id, started, now, route, key, parsed, rate)
+        if route.billable:
+            self._check_budget(call)
+        if route.owned_response:
+            call.prefix = self._check_owner(call)
+        elif parsed is not None:
+            call.prefix = self._router.prefix_for(parsed.model)
+        return self._forward(call)
+
+    def _validate_body(
+        self, route: routes.Route, request: GatewayRequest
+    ) -> body.ParsedBody | None:
+        body.check_size(request.body, self._settings.max_request_bytes)
+        return body.parse(request.body) if route.billable else None
+
+    def _rate_limit(self, key: KeyRecord, now: datetime) -> RateState | None:
+        if key.rpm is None and key.tpm is None:
+            return None
+        try:
+            state = self._limits.admit(key.key_id, key.rpm, key.tpm, now)
+        except StoreError as exc:
+            raise ServiceUnavailableError("The limit store is unavailable; try again.") from exc
+        if not state.admitted:
+            raise RateLimitError(
+                f"Rate limit reached for key {key.key_id}; retry in {state.reset_seconds}s.",
+                headers=dict(state.headers()) | {"retry-after": str(state.reset_seconds)},
+            )
+        return state
+
+    def _check_budget(self, call: _Call) -> None:
+        budget = call.key.monthly_budget_usd
+        if budget is None:
+            return
+        try:
+            spent = self._limits.spent(call.key.key_id, call.now.strftime("%Y-%m"))
+        except StoreError as exc:
+            raise ServiceUnavailableError("The budget store is unavailable; try again.") from exc
+        if spent >= budget:  # type: ignore[operator]
+            raise BudgetExceededError(
+                f"Key {call.key.key_id} has spent its monthly budget of {budget} USD.",
+                headers=dict(call.extra_headers),
+            )
+
+    def _check_owner(self, call: _Call) -> str:
+        response_id = call.route.response_id or ""
+        try:
+            owner = self._owners.get(response_id)
+        except StoreError as exc:
+            raise ServiceUnavailableError("The response store is unavailable; try again.") from exc
+        if owner is None or owner.key_id != call.key.key_id:
+            raise NotFoundError(f"No response found with id '{response_id}'.")
+        return owner.prefix
+
+    def _forward(self, call: _Call) -> GatewayResponse:
+        payload, strip_usage = self._upstream_body(call)
+        response = self._send(call, payload)
+        if response.status_code >= 400:
+            content = self._upstream.read_all(response)
+            if call.parsed is None or not routing.is_route_error(response.status_code, content):
+                return self._upstream_refused(call, response, content)
+            # Mantle serves this model under the other prefix: retry once, remember the answer.
+            call.prefix = routing.other_prefix(call.prefix)
+            self._router.learn(call.parsed.model, call.prefix)
+            response = self._send(call, payload)
+            if response.status_code >= 400:
+                content = self._upstream.read_all(response)
+                return self._upstream_refused(call, response, content)
+        if not call.route.billable:
+            content = self._upstream.read_all(response)
+            return GatewayResponse(
+                response.status_code, self._answer_headers(call, response), content
+            )
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return self._relay(call, response, strip_usage)
+        return self._buffered(call, response)
+
+    # -- upstream ------------------------------------------------------------------------------
+
+    def _upstream_body(self, call: _Call) -> tuple[bytes, bool]:
+        """The exact bytes to sign; chat streams are asked for usage the client did not request."""
+        parsed = call.parsed
+        if parsed is None or call.route.kind != "chat" or not parsed.stream:
+            return call.request.body, False
+        options = parsed.data.get("stream_options")
+        if options is None:
+            options = {}
+        if not isinstance(options, dict) or options.get("include_usage") is True:
+            return call.request.body, False
+        data = dict(parsed.data)
+        data["stream_options"] = {**options, "include_usage": True}
+        return json.dumps(data, separators=(",", ":")).encode(), True
+
+    def _send(self, call: _Call, payload: bytes) -> httpx.Response:
+        request = call.request
+        url = self._upstream.base_url + call.prefix + call.route.upstream_path
+        if request.query:
+            url += "?" + canonical_query(request.query)
+        headers = signing.forwarded_headers(request.headers)
+        if payload or request.method == "POST":
+            headers["content-type"] = JSON
+        signed = self._signer.sign(request.method, url, headers, payload)
+        return self._upstream.open(request.method, url, signed, payload, request.deadline)
+
+    def _upstream_refused(
+        self, call: _Call, response: httpx.Response, content: bytes
+    ) -> GatewayResponse:
+        """Same status and body back to the client; not billed, but logged."""
+        logger.info(
+            "upstream_refused",
+            extra={
+                "request_id": call.request_id,
+                "key_id": call.key.key_id,
+                "status": response.status_code,
+                "route": call.route.kind,
+            },
+        )
+        headers = [("content-type", response.headers.get("content-type", JSON))]
+        headers += [(n, response.headers[n]) for n in _KEPT_ERROR_HEADERS if n in response.headers]
+        return GatewayResponse(response.status_code, headers + call.extra_headers, content)
+
+    def _answer_headers(self, call: _Call, response: httpx.Response) -> list[tuple[str, str]]:
+        headers = [("content-type", response.headers.get("content-type", JSON))]
+        if "x-request-id" in response.headers:
+            headers.append(("x-request-id", response.headers["x-request-id"]))
+        return headers + call.extra_headers
+
+    # -- relay and usage -----------------------------------------------------------------------
+
+    def _relay(self, call: _Call, response: httpx.Response, strip_usage: bool) -> GatewayResponse:
+        assert call.route.surface is not None
+        relay = Relay(
+            self._upstream.chunks(response),
+            surface=call.route.surface,
+            strip_usage=strip_usage,
+            on_response_id=self._owner_recorder(call),
+            on_finish=lambda observed: self._record_usage(call, observed, stream=True),
+            deadline=call.request.deadline,
+            clock=self._clock,
+        )
+        headers = [*self._answer_headers(call, response), ("cache-control", "no-cache")]
+        return GatewayResponse(response.status_code, headers, relay)
+
+    def _buffered(self, call: _Call, response: httpx.Response) -> GatewayResponse:
+        content = self._upstream.read_all(response)
+        observed = Observation(ended=True)
+        answer = _json_object(content)
+        if answer is not None:
+            usage = answer.get("usage")
+            observed.tokens = (
+                from_chat_usage(usage) if call.route.kind == "chat" else from_responses_usage(usage)
+            )
+            response_id = answer.get("id")
+            if call.route.kind == "responses" and isinstance(response_id, str):
+                observed.response_id = response_id
+                recorder = self._owner_recorder(call)
+                if recorder is not None:
+                    recorder(response_id)
+        return GatewayResponse(
+            response.status_code,
+            self._answer_headers(call, response),
+            content,
+            on_close=lambda: self._record_usage(call, observed, stream=False),
+        )
+
+    def _owner_recorder(self, call: _Call) -> Callable[[str], None] | None:
+        parsed = call.parsed
+        if call.route.kind != "responses" or parsed is None or parsed.data.get("store") is False:
+            return None
+        owner = ResponseOwner(call.key.key_id, call.prefix)
+
+        def record(response_id: str) -> None:
+            try:
+                self._owners.put(response_id, owner)
+            except StoreError:
+                logger.error("response_owner_write_failed", extra={"response_id": response_id})
+
+        return record
+
+    def _record_usage(self, call: _Call, observed: Observation, *, stream: bool) -> None:
+        try:
+            self._write_usage(call, observed, stream=stream)
+        except Exception:
+            logger.exception("usage_record_failed", extra={"request_id": call.request_id})
+
+    def _write_usage(self, call: _Call, observed: Observation, *, stream: bool) -> None:
+        assert call.parsed is not None
+        model = call.parsed.model
+        tokens = observed.tokens
+        estimated = tokens is None
+        if tokens is None:
+            # No usage from upstream (cut short): bill what was sent and seen, marked estimated.
+            tokens = TokenCounts(input=max(1, len(call.request.body) // 4), output=observed.events)
+        cost = self._prices.cost(model, tokens)
+        if cost is None:
+            logger.warning("unknown_model_price", extra={"model": model})
+        finished = self._clock()
+        record = UsageRecord(
+            request_id=call.request_id,
+            timestamp=datetime.fromtimestamp(call.started, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            key_id=call.key.key_id,
+            model=model,
+            tokens=tokens,
+            cost_usd=cost if cost is not None else _ZERO,
+            status="ok" if observed.outcome is None else "incomplete",
+            latency_ms=int((finished - call.started) * 1000),
+            door=call.request.door,
+            stream=stream,
+            api_surface=call.route.surface,
+            outcome=observed.outcome,
+            estimated=estimated,
+            response_id=observed.response_id,
+        )
+        window = rate_pk(call.key.key_id, call.now) if call.key.tpm is not None else None
+        self._ledger.record(record, rate_window=window)
+
+
+def error_response(err: GatewayError, request_id: str) -> GatewayResponse:
+    headers = [("content-type", JSON), ("x-gateway-request-id", request_id)]
+    headers += list(err.headers.items())
+    return GatewayResponse(err.status, headers, err.body())
+
+
+def canonical_query(query: str) -> str:
+    """Re-encode the client's query the way SigV4 canonicalizes it (RFC 3986, spaces as %20),
+    so the bytes sent are exactly the bytes signed whatever encoding habit the client had."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode(pairs, quote_via=quote, safe="-_.~")
+
+
+def _json_object(content: bytes) -> dict[str, object] | None:
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

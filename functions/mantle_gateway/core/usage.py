@@ -1,0 +1,120 @@
+"""The usage record of DESIGN §5: what one billable request used, and the item finance reads.
+
+Sparse attributes are absent, never zero or empty: `api_surface` is written only by the
+passthrough surfaces, `reasoning_tokens` only when non-zero, `estimated` only when the upstream
+never reported usage (a client that disconnects early is still billed for what it received).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from mantle_gateway import schema
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    input: int = 0
+    output: int = 0
+    cached: int = 0
+    reasoning: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
+
+
+def from_chat_usage(usage: Any) -> TokenCounts | None:
+    """Chat Completions `usage`: prompt/completion tokens and their details."""
+    if not isinstance(usage, dict):
+        return None
+    return TokenCounts(
+        input=_int(usage.get("prompt_tokens")),
+        output=_int(usage.get("completion_tokens")),
+        cached=_int(_detail(usage, "prompt_tokens_details", "cached_tokens")),
+        reasoning=_int(_detail(usage, "completion_tokens_details", "reasoning_tokens")),
+    )
+
+
+def from_responses_usage(usage: Any) -> TokenCounts | None:
+    """Responses `usage`: input/output tokens and their details."""
+    if not isinstance(usage, dict):
+        return None
+    return TokenCounts(
+        input=_int(usage.get("input_tokens")),
+        output=_int(usage.get("output_tokens")),
+        cached=_int(_detail(usage, "input_tokens_details", "cached_tokens")),
+        reasoning=_int(_detail(usage, "output_tokens_details", "reasoning_tokens")),
+    )
+
+
+def _detail(usage: dict[str, Any], group: str, name: str) -> Any:
+    details = usage.get(group)
+    return details.get(name) if isinstance(details, dict) else None
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(0, int(value))
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    request_id: str
+    timestamp: str
+    """ISO 8601 UTC with microseconds, e.g. 2026-11-24T09:30:00.123456Z."""
+    key_id: str
+    model: str
+    tokens: TokenCounts
+    cost_usd: Decimal
+    status: str
+    """ok | incomplete"""
+    latency_ms: int
+    door: str
+    stream: bool
+    api_surface: str | None = None
+    outcome: str | None = None
+    """Why a record is incomplete: client_disconnected, upstream_dropped, deadline, …"""
+    estimated: bool = False
+    upstream_status: int = 200
+    response_id: str | None = None
+
+    @property
+    def month(self) -> str:
+        return self.timestamp[:7]
+
+    def item(self) -> dict[str, Any]:
+        """Plain values of the DynamoDB item (see `schema` for the key layout)."""
+        values: dict[str, Any] = {
+            schema.USAGE_PK: f"{self.key_id}#{self.month}",
+            schema.USAGE_SK: f"{self.timestamp}#{self.request_id}",
+            schema.USAGE_MONTH_ATTR: self.month,
+            "request_id": self.request_id,
+            "timestamp": self.timestamp,
+            "key_id": self.key_id,
+            "model": self.model,
+            "input_tokens": self.tokens.input,
+            "output_tokens": self.tokens.output,
+            "cached_tokens": self.tokens.cached,
+            "total_tokens": self.tokens.total,
+            "cost_usd": self.cost_usd,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "door": self.door,
+            "stream": self.stream,
+            "upstream_status": self.upstream_status,
+        }
+        if self.api_surface:
+            values["api_surface"] = self.api_surface
+        if self.tokens.reasoning:
+            values["reasoning_tokens"] = self.tokens.reasoning
+        if self.outcome:
+            values["outcome"] = self.outcome
+        if self.estimated:
+            values["estimated"] = True
+        if self.response_id:
+            values["response_id"] = self.response_id
+        return values

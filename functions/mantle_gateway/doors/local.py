@@ -1,0 +1,140 @@
+"""The local door: a threaded HTTP/1.1 server running the same core as the Lambda doors.
+
+It streams exactly as they do: each chunk the core yields is written as one HTTP chunk and
+flushed at once. A write that fails (client gone) closes the answer, which is how the core
+learns of the disconnect and records usage for what was sent.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
+
+from mantle_gateway.errors import RequestTooLargeError
+from mantle_gateway.messages import GatewayRequest, GatewayResponse, normalize_headers
+
+
+class Handles(Protocol):
+    def handle(self, request: GatewayRequest) -> GatewayResponse: ...
+
+
+class LocalServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], gateway: Handles, max_body: int) -> None:
+        super().__init__(address, _Handler)
+        self.gateway = gateway
+        self.max_body = max_body
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="local-door", daemon=True)
+        thread.start()
+        return thread
+
+
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LocalServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def _serve(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        path, _, query = self.path.partition("?")
+        request = GatewayRequest(
+            method=self.command,
+            path=path,
+            query=query,
+            headers=normalize_headers(self.headers.items()),
+            body=body,
+            door="local",
+        )
+        response = self.server.gateway.handle(request)
+        try:
+            self._write(response)
+        except _CLIENT_GONE:
+            self.close_connection = True
+        finally:
+            response.close()
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            self._refuse(411, b"chunked request bodies are not accepted; send Content-Length")
+            return None
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._refuse(400, b"invalid Content-Length")
+            return None
+        if length > self.server.max_body:
+            err = RequestTooLargeError(
+                f"Request body is {length} bytes; this door accepts at most {self.server.max_body}."
+            )
+            self._send_plain(err.status, err.body())
+            self.close_connection = True  # the unread body makes the connection unusable
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        from mantle_gateway.errors import error_body
+
+        self._send_plain(status, error_body(message.decode(), "invalid_request_error", None))
+        self.close_connection = True
+
+    def _send_plain(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _write(self, response: GatewayResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if isinstance(response.body, bytes):
+            self.send_header("content-length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+            return
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        for chunk in response.body:
+            if chunk:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Access lines are left to the gateway's structured logs."""
+
+
+def serve(gateway: Handles, host: str, port: int, max_body: int) -> LocalServer:
+    return LocalServer((host, port), gateway, max_body)

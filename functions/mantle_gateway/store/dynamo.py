@@ -1,0 +1,129 @@
+"""The one low-level DynamoDB client, created on first use, and the translation of its errors.
+
+botocore errors are translated only here (STYLE habit 3): a store caller sees `StoreError`
+(DynamoDB unreachable or refusing: the core fails closed with 503) or `ConditionFailed`.
+Items are plain dicts of Python values; numbers come back as `Decimal`, as DynamoDB keeps them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """DynamoDB could not be reached or refused the call for a reason other than a condition."""
+
+
+class ConditionFailed(Exception):
+    """A conditional write's condition was false (over a limit, already written, …)."""
+
+
+class Dynamo:
+    def __init__(self, *, region: str, endpoint_url: str | None) -> None:
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._client: DynamoDBClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = _make_client(self._region, self._endpoint_url)
+        return self._client
+
+    def call(self, operation: Callable[[DynamoDBClient], T]) -> T:
+        """Run one call; map conditional failures and every other botocore failure."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return operation(self.client)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise ConditionFailed(code) from exc
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons", [])
+                codes = [r.get("Code", "") for r in reasons]
+                if "ConditionalCheckFailed" in codes and all(
+                    c in ("ConditionalCheckFailed", "None", "") for c in codes
+                ):
+                    raise ConditionFailed(",".join(codes)) from exc
+            raise StoreError(code or "ClientError") from exc
+        except BotoCoreError as exc:
+            raise StoreError(type(exc).__name__) from exc
+
+
+def _make_client(region: str, endpoint_url: str | None) -> DynamoDBClient:
+    import botocore.session
+    from botocore.config import Config
+
+    session = botocore.session.get_session()
+    config = Config(
+        connect_timeout=2,
+        read_timeout=5,
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=64,
+    )
+    kwargs: dict[str, Any] = {}
+    if endpoint_url and session.get_credentials() is None:
+        # A local endpoint (moto) takes any credentials; do not demand real ones for it.
+        kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    client: DynamoDBClient = session.create_client(  # type: ignore[assignment]
+        "dynamodb", region_name=region, endpoint_url=endpoint_url, config=config, **kwargs
+    )
+    return client
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Python values → DynamoDB attribute values; None values are left out (sparse)."""
+    return {k: to_attr(v) for k, v in values.items() if v is not None}
+
+
+def to_attr(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        return {"N": repr(value)}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attr(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": to_item(value)}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: from_attr(v) for k, v in item.items()}
+
+
+def from_attr(attr: Mapping[str, Any]) -> Any:
+    ((kind, value),) = attr.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        number = Decimal(value)
+        return int(number) if number == number.to_integral_value() and "." not in value else number
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [from_attr(v) for v in value]
+    if kind == "M":
+        return from_item(value)
+    if kind == "SS":
+        return list(value)
+    raise TypeError(f"unsupported attribute type {kind}")

@@ -1,0 +1,116 @@
+"""Usage item and spend in one DynamoDB transaction: the ledger finance can trust.
+
+One TransactWriteItems puts the usage item (only if it does not exist: writing the same request
+twice is a no-op, which makes replay idempotent) and adds its cost to the key's month spend
+counter (and its tokens to the key's rate window). So for every key and month the sum of the
+usage items equals the spend counter exactly. A refused write is retried with backoff; if it
+still fails the whole item goes to one structured log line (`usage_write_failed`) that
+`mantle-gateway usage replay` can write back later. Usage is never silently lost.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from mantle_gateway import schema
+from mantle_gateway.core.usage import UsageRecord
+from mantle_gateway.observability import logger
+from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError, to_item
+from mantle_gateway.store.limits import spend_pk
+
+FAILED_WRITE_MESSAGE = "usage_write_failed"
+
+
+class Ledger:
+    def __init__(
+        self,
+        dynamo: Dynamo,
+        *,
+        usage_table: str,
+        limits_table: str,
+        attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._dynamo = dynamo
+        self._usage_table = usage_table
+        self._limits_table = limits_table
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def record(self, record: UsageRecord, rate_window: str | None = None) -> bool:
+        """Write the item and the spend; True when written now or before, False when logged."""
+        item = record.item()
+        return self.write_item(item, rate_window=rate_window, tokens=record.tokens.total)
+
+    def write_item(
+        self, item: Mapping[str, Any], *, rate_window: str | None = None, tokens: int = 0
+    ) -> bool:
+        actions = self._actions(item, rate_window, tokens)
+        delay = 0.05
+        for attempt in range(1, self._attempts + 1):
+            try:
+                self._dynamo.call(lambda c: c.transact_write_items(TransactItems=actions))  # type: ignore[arg-type]
+                return True
+            except ConditionFailed:
+                return True  # this request's item is already in the ledger
+            except StoreError as exc:
+                if attempt == self._attempts:
+                    logger.error(
+                        FAILED_WRITE_MESSAGE,
+                        extra={"usage_item": json_safe(item), "error": str(exc)},
+                    )
+                    return False
+                self._sleep(delay + random.uniform(0, delay))
+                delay *= 2
+        return False
+
+    def _actions(
+        self, item: Mapping[str, Any], rate_window: str | None, tokens: int
+    ) -> list[dict[str, Any]]:
+        cost = Decimal(str(item["cost_usd"]))
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._usage_table,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(#pk)",
+                    "ExpressionAttributeNames": {"#pk": schema.USAGE_PK},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._limits_table,
+                    "Key": {
+                        schema.LIMITS_PK: {"S": spend_pk(str(item["key_id"]), str(item["month"]))}
+                    },
+                    "UpdateExpression": "ADD spent_usd :cost, requests :one",
+                    "ExpressionAttributeValues": {
+                        ":cost": {"N": str(cost)},
+                        ":one": {"N": "1"},
+                    },
+                }
+            },
+        ]
+        if rate_window and tokens:
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self._limits_table,
+                        "Key": {schema.LIMITS_PK: {"S": rate_window}},
+                        "UpdateExpression": "ADD tokens :t",
+                        "ExpressionAttributeValues": {":t": {"N": str(tokens)}},
+                    }
+                }
+            )
+        return actions
+
+
+def json_safe(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Decimals as strings so the logged item round-trips exactly (json floats would not)."""
+    safe: dict[str, Any] = json.loads(json.dumps(dict(item), default=str))
+    return safe

@@ -1,0 +1,192 @@
+"""Forward an upstream SSE stream to the client event by event, reading usage on the way.
+
+Bytes are forwarded as each event completes (never buffered to the end). On the way the relay
+- reads usage from the chat usage chunk or the Responses terminal event;
+- drops the usage chunk the gateway asked for itself (chat without `include_usage`), so the
+  client sees exactly the stream it asked for while every stream is still metered;
+- adds `event: <type>` lines to data-only Responses frames (strict clients key off them);
+- reports the stored-response id the first time it appears, before forwarding that event;
+- ends a broken or cut stream with one SSE error event and `data: [DONE]`.
+When the iterator ends for any reason (last byte, client gone, upstream gone, deadline) it
+calls `on_finish` once with what it observed, so usage is recorded in every case.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mantle_gateway.core.usage import TokenCounts, from_chat_usage, from_responses_usage
+from mantle_gateway.stream.sse import SSEDecoder, SSEEvent, frame
+from mantle_gateway.upstream.client import StreamBroken
+
+DONE = b"data: [DONE]\n\n"
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_DEADLINE_MARGIN = 0.5
+
+
+@dataclass(slots=True)
+class Observation:
+    tokens: TokenCounts | None = None
+    response_id: str | None = None
+    events: int = 0
+    """Data events forwarded, the output estimate when the upstream never reported usage."""
+    ended: bool = False
+    """The upstream finished properly ([DONE] or a terminal Responses event)."""
+    outcome: str | None = None
+    """None when complete; else why not: client_disconnected, upstream_dropped, deadline, …"""
+
+
+class Relay:
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        *,
+        surface: str,
+        strip_usage: bool = False,
+        on_response_id: Callable[[str], None] | None = None,
+        on_finish: Callable[[Observation], None],
+        deadline: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._chunks = chunks
+        self._chat = surface == "chat_completions"
+        self._strip_usage = strip_usage
+        self._on_response_id = on_response_id
+        self._on_finish = on_finish
+        self._deadline = deadline
+        self._clock = clock
+        self.observed = Observation()
+        self._gen = self._run()
+
+    def __iter__(self) -> Relay:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def _run(self) -> Generator[bytes, None, None]:
+        obs = self.observed
+        decoder = SSEDecoder()
+        try:
+            try:
+                for chunk in self._chunks:
+                    out = self._process(decoder.feed(chunk))
+                    if out:
+                        yield out
+                    if self._out_of_time():
+                        obs.outcome = "deadline"
+                        yield self._error_tail("deadline", "The gateway's time limit was reached.")
+                        return
+                out = self._process(decoder.flush())
+                if out:
+                    yield out
+                if not obs.ended:
+                    obs.outcome = "upstream_ended_early"
+                    yield self._error_tail(obs.outcome, "The upstream ended the stream early.")
+            except StreamBroken as broken:
+                obs.outcome = broken.reason
+                yield self._error_tail(broken.reason, "The upstream stream broke off.")
+        except GeneratorExit:
+            obs.outcome = obs.outcome or "client_disconnected"
+            raise
+        finally:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+            self._on_finish(obs)
+
+    def _out_of_time(self) -> bool:
+        if self._deadline is None or self._clock is None:
+            return False
+        return self._clock() > self._deadline - _DEADLINE_MARGIN
+
+    def _process(self, events: list[SSEEvent]) -> bytes:
+        if not events:
+            return b""
+        handle = self._chat_event if self._chat else self._responses_event
+        return b"".join(handle(event) for event in events)
+
+    def _chat_event(self, event: SSEEvent) -> bytes:
+        data = event.data
+        if data is None:
+            return event.raw
+        if data == b"[DONE]":
+            self.observed.ended = True
+            return event.raw
+        self.observed.events += 1
+        if b'"usage"' not in data or b'"usage":null' in data or b'"usage": null' in data:
+            return event.raw
+        chunk = _json(data)
+        if chunk is None:
+            return event.raw
+        tokens = from_chat_usage(chunk.get("usage"))
+        if tokens is not None:
+            self.observed.tokens = tokens
+        if not self._strip_usage:
+            return event.raw
+        self.observed.events -= 1
+        if chunk.get("choices") == []:
+            return b""  # the usage chunk the client did not ask for
+        chunk["usage"] = None
+        return frame(json.dumps(chunk, separators=(",", ":")).encode())
+
+    def _responses_event(self, event: SSEEvent) -> bytes:
+        data = event.data
+        if data is None:
+            return event.raw
+        self.observed.events += 1
+        kind = event.event or _event_type(data)
+        if kind in _TERMINAL or (self.observed.response_id is None and kind == "response.created"):
+            self._read_response(data, terminal=kind in _TERMINAL)
+        if event.event is None and kind:
+            return b"event: " + kind.encode() + b"\n" + event.raw
+        return event.raw
+
+    def _read_response(self, data: bytes, *, terminal: bool) -> None:
+        payload = _json(data)
+        response = payload.get("response") if payload else None
+        if not isinstance(response, dict):
+            return
+        response_id = response.get("id")
+        if isinstance(response_id, str) and self.observed.response_id is None:
+            self.observed.response_id = response_id
+            if self._on_response_id is not None:
+                self._on_response_id(response_id)
+        if terminal:
+            self.observed.ended = True
+            tokens = from_responses_usage(response.get("usage"))
+            if tokens is not None:
+                self.observed.tokens = tokens
+
+    def _error_tail(self, code: str, message: str) -> bytes:
+        if self._chat:
+            error = {
+                "error": {"message": message, "type": "upstream_error", "code": code, "param": None}
+            }
+            return frame(json.dumps(error).encode()) + DONE
+        event = {"type": "error", "code": code, "message": message, "param": None}
+        return frame(json.dumps(event).encode(), "error") + DONE
+
+
+def _event_type(data: bytes) -> str | None:
+    if data.startswith(b'{"type":"'):
+        end = data.find(b'"', 9)
+        if end > 9:
+            return data[9:end].decode("utf-8", "replace")
+    payload = _json(data)
+    kind = payload.get("type") if payload else None
+    return kind if isinstance(kind, str) else None
+
+
+def _json(data: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,145 @@
+"""The `mantle-gateway` command as a user runs it: a real process, real DynamoDB (moto server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
+
+
+def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [COMMAND, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture
+def env(dynamodb, settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint_url,
+        "KEYS_TABLE": settings.keys_table,
+        "USAGE_TABLE": settings.usage_table,
+        "LIMITS_TABLE": settings.limits_table,
+    }
+
+
+def test_tables_create_is_idempotent(env) -> None:
+    first = json.loads(run(env, "tables", "create", "--json").stdout)
+    second = json.loads(run(env, "tables", "create", "--json").stdout)
+    assert first == second
+    assert set(first["tables"]) == {
+        "mantle-gateway-keys",
+        "mantle-gateway-usage",
+        "mantle-gateway-limits",
+    }
+
+
+def test_key_lifecycle(env, gateway) -> None:
+    created = json.loads(
+        run(
+            env,
+            "keys",
+            "create",
+            "--name",
+            "finance-bot",
+            "--monthly-budget-usd",
+            "25.50",
+            "--rpm",
+            "100",
+            "--tpm",
+            "50000",
+            "--models",
+            "openai.gpt-oss-*",
+            "--expires",
+            "2099-01-01",
+            "--json",
+        ).stdout
+    )
+    secret, key_id = created["key"], created["key_id"]
+    assert secret.startswith("mgw_")
+    shown = json.loads(run(env, "keys", "show", key_id, "--json").stdout)
+    assert shown == shown | {
+        "key_id": key_id,
+        "name": "finance-bot",
+        "status": "active",
+        "monthly_budget_usd": "25.50",
+        "rpm": 100,
+        "tpm": 50000,
+        "models": ["openai.gpt-oss-*"],
+        "expires_at": "2099-01-01",
+    }
+    assert secret not in json.dumps(shown)
+    listed = json.loads(run(env, "keys", "list", "--json").stdout)
+    assert key_id in {k["key_id"] for k in listed}
+    updated = json.loads(run(env, "keys", "update", key_id, "--rpm", "7", "--json").stdout)
+    assert updated["rpm"] == 7 and updated["tpm"] == 50000
+    revoked = json.loads(run(env, "keys", "revoke", key_id, "--json").stdout)
+    assert revoked["status"] == "revoked"
+
+
+def test_bad_settings_fail_in_one_line(env) -> None:
+    done = run(env | {"ENABLE_OPENAI_PASSTHROUGH": "sometimes"}, "keys", "list", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "ENABLE_OPENAI_PASSTHROUGH" in done.stderr
+
+
+def test_bad_flag_value_fails_in_one_line(env) -> None:
+    done = run(env, "keys", "create", "--name", "x", "--expires", "tomorrow", check=False)
+    assert done.returncode == 2
+    assert "--expires" in done.stderr
+
+
+def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
+    """No AWS account, no DynamoDB: `serve --upstream simulator` answers with the demo key."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    clean["HOME"] = str(tmp_path)
+    process = subprocess.Popen(
+        [COMMAND, "serve", "--upstream", "simulator", "--port", "0"],
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        banner = _read_banner(process)
+        assert "SIMULATED" in banner
+        url = banner.split("listening on ")[1].split()[0]
+        key = banner.split("shown once: ")[1].split()[0]
+        answer = httpx.post(
+            url + "/openai/v1/chat/completions",
+            headers={"authorization": f"Bearer {key}"},
+            json={"model": "openai.gpt-oss-120b", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _read_banner(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    lines: list[str] = []
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.strip().startswith("Try:"):
+            return "".join(lines)
+    raise AssertionError("no banner:\n" + "".join(lines))
