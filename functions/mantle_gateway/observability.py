@@ -57,5 +57,25 @@ for _handler in logger.handlers:
     _handler.addFilter(_RedactFilter())
 
 
-def set_level(level: str) -> None:
+_metrics = {"namespace": "MantleGateway", "enabled": True}
+
+
+def configure(*, level: str, metrics_namespace: str, metrics_enabled: bool = True) -> None:
     logger.setLevel(level)
+    _metrics["namespace"] = metrics_namespace
+    _metrics["enabled"] = metrics_enabled
+
+
+def metric(name: str, value: float = 1.0) -> None:
+    """One CloudWatch metric (EMF line) for a rare event: refusals, write failures, unknown prices.
+
+    Imported on first use: most requests never emit one, so the cold start does not pay for it.
+    """
+    if not _metrics["enabled"]:
+        return
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=name, unit=MetricUnit.Count, value=value, namespace=str(_metrics["namespace"])
+    ):
+        pass

@@ -45,6 +45,10 @@ class Settings:
     max_request_bytes: int = 6_291_456
     route_rules: tuple[tuple[str, str], ...] = DEFAULT_ROUTE_RULES
     price_overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    budget_default_output_tokens: int = 4096
+    """Output tokens assumed when reserving budget for a request that sets no max tokens."""
+    metrics_namespace: str = "MantleGateway"
+    metrics_enabled: bool = True
     bedrock_api_key: str | None = field(default=None, repr=False)
     """Bearer mode: sent upstream instead of a SigV4 signature when set (never logged)."""
 
@@ -85,6 +89,11 @@ class Settings:
             ),
             route_rules=_route_rules(env),
             price_overrides=_prices(env),
+            budget_default_output_tokens=int(
+                _number(env, "BUDGET_DEFAULT_OUTPUT_TOKENS", 4096, low=1, high=1_000_000)
+            ),
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "MantleGateway",
+            metrics_enabled=not _flag(env, "POWERTOOLS_METRICS_DISABLED", False),
             bedrock_api_key=env.get("BEDROCK_API_KEY") or None,
         )
 

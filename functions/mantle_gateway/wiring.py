@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from botocore.credentials import ReadOnlyCredentials
 
     from mantle_gateway.core.pipeline import Gateway
+    from mantle_gateway.store.dynamo import Dynamo
 
 _lock = threading.Lock()
 _gateway: Gateway | None = None
@@ -39,12 +40,13 @@ def build(
     credentials: Callable[[], ReadOnlyCredentials | None] | None = None,
     transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
+    dynamo: Dynamo | None = None,
 ) -> Gateway:
+    """Tests and the bench pass seams: credentials, an upstream transport, a clock, a Dynamo."""
     from mantle_gateway.core.auth import KeyCache
     from mantle_gateway.core.pipeline import Gateway
     from mantle_gateway.core.pricing import PriceTable
-    from mantle_gateway.observability import set_level
-    from mantle_gateway.store.dynamo import Dynamo
+    from mantle_gateway.observability import configure
     from mantle_gateway.store.keys import KeyStore
     from mantle_gateway.store.ledger import Ledger
     from mantle_gateway.store.limits import LimitsStore
@@ -52,8 +54,15 @@ def build(
     from mantle_gateway.upstream import signing
     from mantle_gateway.upstream.client import UpstreamClient
 
-    set_level(settings.log_level)
-    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+    configure(
+        level=settings.log_level,
+        metrics_namespace=settings.metrics_namespace,
+        metrics_enabled=settings.metrics_enabled,
+    )
+    if dynamo is None:
+        from mantle_gateway.store.dynamo import Dynamo
+
+        dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
     signer: signing.Signer
     if settings.bedrock_api_key:
         signer = signing.BearerSigner(settings.bedrock_api_key)

@@ -77,13 +77,17 @@ def start_gateway(settings: Settings) -> Iterator[GatewayFactory]:
     """Start a local door for these settings (changed with keyword overrides)."""
     servers: list[LocalServer] = []
 
-    def start(**changes: Any) -> LocalServer:
+    def start(
+        *, clock: Callable[[], float] = time.time, dynamo: Dynamo | None = None, **changes: Any
+    ) -> LocalServer:
         chosen = dataclasses.replace(settings, **changes)
         gateway = wiring.build(
             chosen,
             credentials=static_credentials(
                 simulator.SIMULATOR_ACCESS_KEY, simulator.SIMULATOR_SECRET_KEY
             ),
+            clock=clock,
+            dynamo=dynamo,
         )
         server = serve(gateway, "127.0.0.1", 0, chosen.max_request_bytes)
         server.start_background()

@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("key_id")
     update.add_argument("--name")
     _key_options(update)
+    usage = groups.add_parser("usage", help="the usage ledger")
+    usage_cmd = usage.add_subparsers(dest="command", required=True)
+    report = usage_cmd.add_parser("report", help="per-key usage and cost for a month")
+    report.add_argument("--month", required=True, help="YYYY-MM (UTC)")
+    report.add_argument("--key", help="one key id")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    replay = usage_cmd.add_parser("replay", help="write usage items from usage_write_failed logs")
+    replay.add_argument("files", nargs="+", help="log files (JSON lines or CloudWatch exports)")
     return parser
 
 
@@ -79,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mantle_gateway.cli import keys
 
             return keys.run(args)
+        if args.group == "usage":
+            from mantle_gateway.cli import usage
+
+            return usage.run(args)
     except ConfigError as exc:
         print(f"mantle-gateway: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl, quote, urlencode
 
 from mantle_gateway.core import auth, body, routes
-from mantle_gateway.core.pricing import PriceTable
+from mantle_gateway.core.pricing import PriceTable, worst_case_tokens
 from mantle_gateway.core.usage import (
     TokenCounts,
     UsageRecord,
@@ -37,7 +37,7 @@ from mantle_gateway.errors import (
     ServiceUnavailableError,
 )
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
-from mantle_gateway.observability import logger
+from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.store.limits import RateState, rate_pk
 from mantle_gateway.store.responses import ResponseOwner
@@ -52,18 +52,22 @@ if TYPE_CHECKING:
     from mantle_gateway.store.keys import KeyRecord
 
 JSON = "application/json"
-_KEPT_ERROR_HEADERS = ("retry-after", "x-request-id", "x-amzn-requestid")
 _ZERO = Decimal(0)
+_KEPT_ERROR_HEADERS = ("retry-after", "x-request-id", "x-amzn-requestid")
 
 
 class Limits(Protocol):
     def admit(self, key_id: str, rpm: int | None, tpm: int | None, now: datetime) -> RateState: ...
 
-    def spent(self, key_id: str, month: str) -> object: ...
+    def reserve(self, key_id: str, month: str, budget: Decimal, amount: Decimal) -> bool: ...
+
+    def release(self, key_id: str, month: str, amount: Decimal) -> None: ...
 
 
 class LedgerWriter(Protocol):
-    def record(self, record: UsageRecord, rate_window: str | None = None) -> bool: ...
+    def record(
+        self, record: UsageRecord, rate_window: str | None = None, reserved: Decimal = ...
+    ) -> bool: ...
 
 
 class Owners(Protocol):
@@ -85,6 +89,14 @@ class _Call:
     parsed: body.ParsedBody | None
     rate: RateState | None
     prefix: str = "/v1"
+    reserved: Decimal = _ZERO
+    """Budget reserved for this request; settled by the ledger or released if not billed."""
+    settles: bool = False
+    """True once the answer will record usage (which settles the reservation)."""
+
+    @property
+    def month(self) -> str:
+        return self.now.strftime("%Y-%m")
 
     @property
     def extra_headers(self) -> list[tuple[str, str]]:
@@ -148,12 +160,16 @@ class Gateway:
         rate = self._rate_limit(key, now)
         call = _Call(request, request_id, started, now, route, key, parsed, rate)
         if route.billable:
-            self._check_budget(call)
-        if route.owned_response:
-            call.prefix = self._check_owner(call)
-        elif parsed is not None:
-            call.prefix = self._router.prefix_for(parsed.model)
-        return self._forward(call)
+            self._reserve_budget(call)
+        try:
+            if route.owned_response:
+                call.prefix = self._check_owner(call)
+            elif parsed is not None:
+                call.prefix = self._router.prefix_for(parsed.model)
+            return self._forward(call)
+        finally:
+            if call.reserved and not call.settles:
+                self._release_budget(call)
 
     def _validate_body(
         self, route: routes.Route, request: GatewayRequest
@@ -169,24 +185,42 @@ class Gateway:
         except StoreError as exc:
             raise ServiceUnavailableError("The limit store is unavailable; try again.") from exc
         if not state.admitted:
+            metric("RateLimitRefusals")
             raise RateLimitError(
                 f"Rate limit reached for key {key.key_id}; retry in {state.reset_seconds}s.",
                 headers=dict(state.headers()) | {"retry-after": str(state.reset_seconds)},
             )
         return state
 
-    def _check_budget(self, call: _Call) -> None:
+    def _reserve_budget(self, call: _Call) -> None:
+        """Reserve the request's worst-case cost while the month's committed sum is under budget."""
         budget = call.key.monthly_budget_usd
         if budget is None:
             return
+        assert call.parsed is not None
+        worst = worst_case_tokens(
+            call.parsed.data, len(call.request.body), self._settings.budget_default_output_tokens
+        )
+        amount = self._prices.cost(call.parsed.model, worst) or _ZERO
         try:
-            spent = self._limits.spent(call.key.key_id, call.now.strftime("%Y-%m"))
+            admitted = self._limits.reserve(call.key.key_id, call.month, budget, amount)
         except StoreError as exc:
             raise ServiceUnavailableError("The budget store is unavailable; try again.") from exc
-        if spent >= budget:  # type: ignore[operator]
+        if not admitted:
+            metric("BudgetRefusals")
             raise BudgetExceededError(
                 f"Key {call.key.key_id} has spent its monthly budget of {budget} USD.",
                 headers=dict(call.extra_headers),
+            )
+        call.reserved = amount
+
+    def _release_budget(self, call: _Call) -> None:
+        try:
+            self._limits.release(call.key.key_id, call.month, call.reserved)
+        except StoreError:
+            logger.error(
+                "budget_release_failed",
+                extra={"key_id": call.key.key_id, "reserved_usd": str(call.reserved)},
             )
 
     def _check_owner(self, call: _Call) -> str:
@@ -286,6 +320,7 @@ class Gateway:
             clock=self._clock,
         )
         headers = [*self._answer_headers(call, response), ("cache-control", "no-cache")]
+        call.settles = True
         return GatewayResponse(response.status_code, headers, relay)
 
     def _buffered(self, call: _Call, response: httpx.Response) -> GatewayResponse:
@@ -303,6 +338,7 @@ class Gateway:
                 recorder = self._owner_recorder(call)
                 if recorder is not None:
                     recorder(response_id)
+        call.settles = True
         return GatewayResponse(
             response.status_code,
             self._answer_headers(call, response),
@@ -341,6 +377,7 @@ class Gateway:
         cost = self._prices.cost(model, tokens)
         if cost is None:
             logger.warning("unknown_model_price", extra={"model": model})
+            metric("UnknownModelPrice")
         finished = self._clock()
         record = UsageRecord(
             request_id=call.request_id,
@@ -359,7 +396,7 @@ class Gateway:
             response_id=observed.response_id,
         )
         window = rate_pk(call.key.key_id, call.now) if call.key.tpm is not None else None
-        self._ledger.record(record, rate_window=window)
+        self._ledger.record(record, rate_window=window, reserved=call.reserved)
 
 
 def error_response(err: GatewayError, request_id: str) -> GatewayResponse:

@@ -71,6 +71,20 @@ class PriceTable:
         return total.quantize(COST_QUANTUM)
 
 
+def worst_case_tokens(body: dict[str, object], body_bytes: int, default_output: int) -> TokenCounts:
+    """What a request may cost at most, for the budget reservation: input estimated at 4 bytes
+    per token of the body, output at the request's own cap (or the deployment's default)."""
+    cap = next(
+        (
+            value
+            for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+            if isinstance(value := body.get(name), int) and not isinstance(value, bool)
+        ),
+        default_output,
+    )
+    return TokenCounts(input=max(1, body_bytes // 4), output=max(0, cap))
+
+
 def _dec(value: float | None, default: Decimal | None) -> Decimal:
     if value is None:
         return default if default is not None else Decimal(0)

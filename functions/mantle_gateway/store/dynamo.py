@@ -95,7 +95,7 @@ def to_attr(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, int | Decimal):
-        return {"N": str(value)}
+        return {"N": number(value)}
     if isinstance(value, float):
         return {"N": repr(value)}
     if isinstance(value, list | tuple):
@@ -103,6 +103,11 @@ def to_attr(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return {"M": to_item(value)}
     raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def number(value: int | Decimal) -> str:
+    """A DynamoDB number literal in plain notation ("0E-10" confuses some readers, e.g. moto)."""
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:

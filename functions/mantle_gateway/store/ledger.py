@@ -19,11 +19,13 @@ from typing import Any
 
 from mantle_gateway import schema
 from mantle_gateway.core.usage import UsageRecord
-from mantle_gateway.observability import logger
-from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError, to_item
+from mantle_gateway.observability import logger, metric
+from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError, number, to_item
 from mantle_gateway.store.limits import spend_pk
 
 FAILED_WRITE_MESSAGE = "usage_write_failed"
+WRITTEN, ALREADY_PRESENT, FAILED = "written", "already_present", "failed"
+_ZERO = Decimal(0)
 
 
 class Ledger:
@@ -42,35 +44,53 @@ class Ledger:
         self._attempts = attempts
         self._sleep = sleep
 
-    def record(self, record: UsageRecord, rate_window: str | None = None) -> bool:
+    def record(
+        self,
+        record: UsageRecord,
+        rate_window: str | None = None,
+        reserved: Decimal = _ZERO,
+    ) -> bool:
         """Write the item and the spend; True when written now or before, False when logged."""
-        item = record.item()
-        return self.write_item(item, rate_window=rate_window, tokens=record.tokens.total)
+        outcome = self.write_item(
+            record.item(), rate_window=rate_window, tokens=record.tokens.total, reserved=reserved
+        )
+        return outcome != FAILED
 
     def write_item(
-        self, item: Mapping[str, Any], *, rate_window: str | None = None, tokens: int = 0
-    ) -> bool:
-        actions = self._actions(item, rate_window, tokens)
+        self,
+        item: Mapping[str, Any],
+        *,
+        rate_window: str | None = None,
+        tokens: int = 0,
+        reserved: Decimal = _ZERO,
+    ) -> str:
+        """WRITTEN, ALREADY_PRESENT (same request written before) or FAILED (logged for replay)."""
+        actions = self._actions(item, rate_window, tokens, reserved)
         delay = 0.05
         for attempt in range(1, self._attempts + 1):
             try:
                 self._dynamo.call(lambda c: c.transact_write_items(TransactItems=actions))  # type: ignore[arg-type]
-                return True
+                return WRITTEN
             except ConditionFailed:
-                return True  # this request's item is already in the ledger
+                return ALREADY_PRESENT
             except StoreError as exc:
                 if attempt == self._attempts:
                     logger.error(
                         FAILED_WRITE_MESSAGE,
-                        extra={"usage_item": json_safe(item), "error": str(exc)},
+                        extra={
+                            "usage_item": json_safe(item),
+                            "reserved_usd": str(reserved),
+                            "error": str(exc),
+                        },
                     )
-                    return False
+                    metric("UsageWriteFailures")
+                    return FAILED
                 self._sleep(delay + random.uniform(0, delay))
                 delay *= 2
-        return False
+        return FAILED
 
     def _actions(
-        self, item: Mapping[str, Any], rate_window: str | None, tokens: int
+        self, item: Mapping[str, Any], rate_window: str | None, tokens: int, reserved: Decimal
     ) -> list[dict[str, Any]]:
         cost = Decimal(str(item["cost_usd"]))
         actions: list[dict[str, Any]] = [
@@ -88,9 +108,10 @@ class Ledger:
                     "Key": {
                         schema.LIMITS_PK: {"S": spend_pk(str(item["key_id"]), str(item["month"]))}
                     },
-                    "UpdateExpression": "ADD spent_usd :cost, requests :one",
+                    "UpdateExpression": "ADD spent_usd :cost, committed_usd :settle, requests :one",
                     "ExpressionAttributeValues": {
-                        ":cost": {"N": str(cost)},
+                        ":cost": {"N": number(cost)},
+                        ":settle": {"N": number(cost - reserved)},
                         ":one": {"N": "1"},
                     },
                 }

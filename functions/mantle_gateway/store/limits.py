@@ -2,9 +2,17 @@
 
 Rate windows are one item per key and UTC minute (`rate#<key>#<YYYYmmddHHMM>`) holding
 `requests` and `tokens`; admission is one conditional UpdateItem, so N instances racing for the
-last slot admit exactly one. Windows carry `expires_at` (TTL) and vanish by themselves. Spend is
-one item per key and UTC month (`spend#<key>#<YYYY-MM>`), added to by the ledger's transaction;
-a new month is simply a new item, so budgets reset without any job.
+last slot admit exactly one. Windows carry `expires_at` (TTL) and vanish by themselves.
+
+Spend is one item per key and UTC month (`spend#<key>#<YYYY-MM>`), so a new month starts from
+zero without any job. It holds two sums:
+- `spent_usd`: settled cost, added by the ledger in the same transaction as each usage item, so
+  it always equals the sum of the month's usage items;
+- `committed_usd`: settled cost plus the worst-case cost reserved by requests still in flight.
+Admission reserves a request's worst case only while `committed_usd < budget`; settlement swaps
+the reservation for the real cost. Once the committed sum reaches the budget every instance
+refuses, so concurrent requests can overshoot a budget by at most the cost of the one request
+that crossed it (plus any amount by which a request's real cost exceeds its reservation).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from mantle_gateway import schema
-from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, from_item
+from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, from_item, number
 
 WINDOW_SECONDS = 60
 
@@ -103,7 +111,39 @@ class LimitsStore:
             True, rpm, tpm, int(new.get("requests", 1)), int(new.get("tokens", 0)), reset
         )
 
-    def spent(self, key_id: str, month: str) -> Decimal:
+    def reserve(self, key_id: str, month: str, budget: Decimal, amount: Decimal) -> bool:
+        """Reserve `amount` against the month unless the committed sum already reached `budget`."""
+        try:
+            self._dynamo.call(
+                lambda c: c.update_item(
+                    TableName=self._table,
+                    Key={schema.LIMITS_PK: {"S": spend_pk(key_id, month)}},
+                    UpdateExpression="ADD committed_usd :amount",
+                    ConditionExpression="attribute_not_exists(committed_usd) "
+                    "OR committed_usd < :budget",
+                    ExpressionAttributeValues={
+                        ":amount": {"N": number(amount)},
+                        ":budget": {"N": number(budget)},
+                    },
+                )
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def release(self, key_id: str, month: str, amount: Decimal) -> None:
+        """Give back a reservation whose request was not billed (refused upstream, failed)."""
+        self._dynamo.call(
+            lambda c: c.update_item(
+                TableName=self._table,
+                Key={schema.LIMITS_PK: {"S": spend_pk(key_id, month)}},
+                UpdateExpression="ADD committed_usd :amount",
+                ExpressionAttributeValues={":amount": {"N": number(-amount)}},
+            )
+        )
+
+    def spend(self, key_id: str, month: str) -> dict[str, Decimal]:
+        """The month's counters: spent_usd, committed_usd and requests (zero when absent)."""
         answer = self._dynamo.call(
             lambda c: c.get_item(
                 TableName=self._table,
@@ -112,7 +152,9 @@ class LimitsStore:
             )
         )
         item = from_item(answer.get("Item", {}))
-        return Decimal(item.get("spent_usd", 0))
+        return {
+            name: Decimal(item.get(name, 0)) for name in ("spent_usd", "committed_usd", "requests")
+        }
 
 
 def _old_item(exc: ConditionFailed) -> dict[str, Any]:

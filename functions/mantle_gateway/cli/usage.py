@@ -1,0 +1,121 @@
+"""`mantle-gateway usage report|replay`: the finance view of a month, and the repair of the ledger.
+
+`report` reads a month with Queries only (one key, or every key through the month index) and
+prints per key requests, tokens (reasoning included), cost, budget and what remains, broken down
+by `api_surface` and model, as a table, CSV or JSON.
+
+`replay` reads log files (CloudWatch exports or plain JSON lines), finds every
+`usage_write_failed` line and writes its usage item with the same transaction as the gateway.
+The usage item's put is conditional, so replaying a file twice writes each item once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mantle_gateway.errors import ConfigError
+from mantle_gateway.settings import Settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from mantle_gateway.store.dynamo import Dynamo
+
+    settings = Settings.load()
+    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+    if args.command == "report":
+        return _report(args, settings, dynamo)
+    return _replay(args, settings, dynamo)
+
+
+def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
+    from mantle_gateway.core import report
+    from mantle_gateway.store.keys import KeyStore
+    from mantle_gateway.store.limits import LimitsStore
+    from mantle_gateway.store.usage import UsageReader
+
+    month = args.month
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise ConfigError(f"--month: {month!r} is not YYYY-MM")
+    items = UsageReader(dynamo, settings.usage_table).month(month, args.key)
+    reports = report.aggregate(items)
+    keys = KeyStore(dynamo, settings.keys_table)
+    limits = LimitsStore(dynamo, settings.limits_table)
+    if args.key and args.key not in reports:
+        reports[args.key] = report.KeyReport(args.key)
+    for key_id, key_report in reports.items():
+        record = keys.get_by_id(key_id)
+        if record is not None:
+            key_report.name = record.name
+            key_report.budget_usd = record.monthly_budget_usd
+        key_report.spend_counter_usd = limits.spend(key_id, month)["spent_usd"]
+    ordered = [reports[k] for k in sorted(reports)]
+    if args.format == "json":
+        print(json.dumps(report.as_json(month, ordered), indent=2))
+    elif args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=report.CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(report.as_rows(month, ordered))
+    else:
+        _table(report.as_rows(month, ordered))
+    return 0
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    columns = (
+        "key_id",
+        "name",
+        "api_surface",
+        "model",
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+        "cost_usd",
+        "budget_usd",
+        "remaining_usd",
+    )
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
+    """Usage items (and their budget reservations) from `usage_write_failed` log lines."""
+    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE
+
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+            if FAILED_WRITE_MESSAGE not in line or "{" not in line:
+                continue
+            try:
+                record = json.loads(line[line.index("{") :])
+            except ValueError:
+                continue
+            if record.get("message") != FAILED_WRITE_MESSAGE or "usage_item" not in record:
+                continue
+            item = dict(record["usage_item"])
+            item["cost_usd"] = Decimal(str(item["cost_usd"]))
+            yield item, Decimal(str(record.get("reserved_usd", "0")))
+
+
+def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
+    from collections import Counter
+
+    from mantle_gateway.store.ledger import FAILED, Ledger
+
+    ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
+    outcomes = Counter(
+        ledger.write_item(item, reserved=reserved) for item, reserved in failed_writes(args.files)
+    )
+    print(json.dumps({"found": sum(outcomes.values()), **outcomes}))
+    return 1 if outcomes[FAILED] else 0

@@ -1,0 +1,65 @@
+"""Function URL door: RESPONSE_STREAM, auth NONE, and both invoke permissions new URLs need.
+
+Auth NONE because the function authenticates every request with a gateway key (DESIGN §5); a
+SigV4-only URL would shut out every OpenAI SDK. Since October 2025 a new URL needs two
+resource-policy statements (https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html):
+`lambda:InvokeFunctionUrl` (FunctionUrlAuthType NONE) and `lambda:InvokeFunction` conditioned on
+`lambda:InvokedViaFunctionUrl`, so the public grant cannot be used to invoke the function
+directly. aws-cdk-lib 2.275 adds both for an auth-NONE `FunctionUrl` (aws/aws-cdk#35725);
+tests/infra asserts that, so a CDK change that drops one fails the build instead of a deploy.
+
+CORS: keys travel in headers, never in cookies, so any origin may call with credentials off; the
+browser sees the rate-limit and request-id headers an OpenAI client reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+EXPOSED_HEADERS: tuple[str, ...] = (
+    "x-request-id",
+    "retry-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+)
+
+
+class GatewayFunctionUrl(Construct):
+    """The streaming public URL of the gateway function (`<url>/openai/v1` is the base URL)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        allowed_origins: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.url = lambda_.FunctionUrl(
+            self,
+            "Url",
+            function=function,
+            auth_type=lambda_.FunctionUrlAuthType.NONE,
+            invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
+            cors=lambda_.FunctionUrlCorsOptions(
+                allowed_origins=list(allowed_origins),
+                allowed_methods=[
+                    lambda_.HttpMethod.GET,
+                    lambda_.HttpMethod.POST,
+                    lambda_.HttpMethod.DELETE,
+                ],
+                allowed_headers=["*"],
+                exposed_headers=list(EXPOSED_HEADERS),
+                allow_credentials=False,
+                max_age=Duration.hours(1),
+            ),
+        )

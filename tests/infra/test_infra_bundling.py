@@ -1,0 +1,168 @@
+"""Local pip bundling: the pip call for arm64/cp313, sources copied without local-only parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
+
+from infra.bundling import (
+    FUNCTION_EXCLUDES,
+    LAYER_EXCLUDES,
+    BundlingError,
+    LocalPythonBundling,
+    pip_command,
+    python_function_code,
+)
+from infra.constructs.gateway_function import STREAMING_RUNTIME_WRAPPER
+
+if TYPE_CHECKING:
+    from conftest import Synthesis
+
+
+def test_no_bundling_runs_when_bundling_stacks_is_empty(
+    synth: Synthesis, project_root: Path
+) -> None:
+    assert synth.bundler_calls == []
+    # Unbundled, the function asset is the source folder itself: pip never touched it.
+    directory = Path(synth.app.synth().directory)
+    manifest = json.loads((directory / "MantleGateway-dev-Gateway.assets.json").read_text())
+    paths = {Path(directory, f["source"]["path"]) for f in manifest["files"].values()}
+    assert project_root / "functions" in paths
+
+
+def make_sources(root: Path) -> Path:
+    files = [
+        "mantle_gateway/__init__.py",
+        "mantle_gateway/core/pipeline.py",
+        "mantle_gateway/core/__pycache__/pipeline.cpython-313.pyc",
+        "mantle_gateway/cli/main.py",
+        "mantle_gateway/simulator/server.py",
+        "mantle_gateway.egg-info/PKG-INFO",
+        "tests/test_x.py",
+    ]
+    for name in files:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    return root
+
+
+def test_try_bundle_installs_lambda_wheels_into_the_output_dir_then_copies_sources(
+    tmp_path: Path,
+) -> None:
+    source = make_sources(tmp_path / "functions")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("httpx==0.28.1\n")
+    output = tmp_path / "cdk.out" / "asset-building"
+    output.mkdir(parents=True)
+    commands: list[Sequence[str]] = []
+
+    def fake_pip(command: Sequence[str]) -> None:
+        commands.append(command)
+        (output / "bin").mkdir()
+        (output / "httpx").mkdir()
+
+    bundler = LocalPythonBundling(
+        source_dir=source,
+        requirements=requirements,
+        excludes=FUNCTION_EXCLUDES,
+        python_version="3.13",
+        platform="manylinux2014_aarch64",
+        run=fake_pip,
+    )
+
+    assert bundler.try_bundle(str(output), image=None) is True  # type: ignore[arg-type]
+
+    assert commands == [
+        pip_command(
+            requirements=requirements,
+            target=output,
+            python_version="3.13",
+            platform="manylinux2014_aarch64",
+        )
+    ]
+    command = " ".join(commands[0])
+    assert command.startswith(f"{sys.executable} -m pip install ")
+    for flag in (
+        "--platform manylinux2014_aarch64",
+        "--implementation cp",
+        "--python-version 3.13",
+        "--only-binary=:all:",
+        f"-r {requirements}",
+        f"-t {output}",
+    ):
+        assert flag in command
+    shipped = sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file())
+    assert shipped == ["mantle_gateway/__init__.py", "mantle_gateway/core/pipeline.py"]
+    assert not (output / "bin").exists()
+    assert (output / "httpx").is_dir()
+
+
+def test_a_failing_pip_stops_synthesis_with_the_way_around_it(tmp_path: Path) -> None:
+    def failing_pip(command: Sequence[str]) -> None:
+        raise subprocess.CalledProcessError(1, list(command))
+
+    bundler = LocalPythonBundling(
+        source_dir=make_sources(tmp_path / "functions"),
+        requirements=tmp_path / "requirements.txt",
+        excludes=FUNCTION_EXCLUDES,
+        python_version="3.13",
+        platform="manylinux2014_aarch64",
+        run=failing_pip,
+    )
+
+    with pytest.raises(BundlingError, match="SKIP_BUNDLING=1 make synth") as error:
+        bundler.try_bundle(str(tmp_path / "out"), image=None)  # type: ignore[arg-type]
+
+    assert "manylinux2014_aarch64/cp313" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_the_exec_wrapper_ships_in_the_layer_and_is_executable(project_root: Path) -> None:
+    # The layer is layers/streaming_runtime/ extracted under /opt/.
+    relative = Path(STREAMING_RUNTIME_WRAPPER).relative_to("/opt")
+    wrapper = project_root / "layers" / "streaming_runtime" / relative
+
+    assert wrapper.is_file(), f"{STREAMING_RUNTIME_WRAPPER} is not in layers/streaming_runtime/"
+    assert os.stat(wrapper).st_mode & stat.S_IXUSR
+    assert not any(part in LAYER_EXCLUDES for part in relative.parts)
+
+
+def test_a_requirements_change_makes_a_new_function_asset(tmp_path: Path) -> None:
+    source = make_sources(tmp_path / "functions")
+    pinned = {"a": "httpx==0.28.1\n", "b": "httpx==0.28.1\n", "c": "httpx==0.28.0\n"}
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "Bare")
+    for name, text in pinned.items():
+        requirements = tmp_path / f"requirements-{name}.txt"
+        requirements.write_text(text)
+        lambda_.Function(
+            stack,
+            name,
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="mantle_gateway.handler",
+            code=python_function_code(
+                source_dir=source,
+                requirements=requirements,
+                runtime=lambda_.Runtime.PYTHON_3_13,
+                architecture=lambda_.Architecture.ARM_64,
+            ),
+        )
+
+    functions = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+    keys = {logical_id[0]: f["Properties"]["Code"]["S3Key"] for logical_id, f in functions.items()}
+
+    assert keys["a"] == keys["b"]
+    assert keys["a"] != keys["c"]
