@@ -32,6 +32,8 @@ DEFAULT_ROUTE_RULES: tuple[tuple[str, str], ...] = (
 @dataclass(frozen=True, slots=True)
 class Settings:
     region: str = "us-east-1"
+    mantle_region: str = "us-east-1"
+    """Region of Mantle and of the SigV4 scope (MANTLE_REGION, else AWS_REGION)."""
     mantle_endpoint_url: str = "https://bedrock-mantle.us-east-1.api.aws"
     dynamodb_endpoint_url: str | None = None
     keys_table: str = schema.DEFAULT_KEYS_TABLE
@@ -45,6 +47,9 @@ class Settings:
     max_request_bytes: int = 6_291_456
     route_rules: tuple[tuple[str, str], ...] = DEFAULT_ROUTE_RULES
     price_overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    default_key_rpm: int | None = None
+    default_key_tpm: int | None = None
+    """The stage's limits for keys that have none of their own (DEFAULT_KEY_RPM / _TPM)."""
     budget_default_output_tokens: int = 4096
     """Output tokens assumed when reserving budget for a request that sets no max tokens."""
     metrics_namespace: str = "MantleGateway"
@@ -64,12 +69,20 @@ class Settings:
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         if not _REGION.match(region):
             raise ConfigError(f"AWS_REGION: {region!r} is not a region name like us-east-1")
-        endpoint = env.get("MANTLE_ENDPOINT_URL") or f"https://bedrock-mantle.{region}.api.aws"
+        mantle_region = env.get("MANTLE_REGION") or region
+        if not _REGION.match(mantle_region):
+            raise ConfigError(
+                f"MANTLE_REGION: {mantle_region!r} is not a region name like us-east-1"
+            )
+        endpoint = (
+            env.get("MANTLE_ENDPOINT_URL") or f"https://bedrock-mantle.{mantle_region}.api.aws"
+        )
         if not re.match(r"^https?://[^/\s]+", endpoint):
             raise ConfigError(f"MANTLE_ENDPOINT_URL: {endpoint!r} is not an http(s) URL")
         ttl = _number(env, "KEY_CACHE_TTL_SECONDS", 30.0, low=0.0, high=60.0)
         return cls(
             region=region,
+            mantle_region=mantle_region,
             mantle_endpoint_url=endpoint.rstrip("/"),
             dynamodb_endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
             keys_table=_name(env, "KEYS_TABLE", schema.DEFAULT_KEYS_TABLE),
@@ -89,6 +102,8 @@ class Settings:
             ),
             route_rules=_route_rules(env),
             price_overrides=_prices(env),
+            default_key_rpm=_optional_int(env, "DEFAULT_KEY_RPM"),
+            default_key_tpm=_optional_int(env, "DEFAULT_KEY_TPM"),
             budget_default_output_tokens=int(
                 _number(env, "BUDGET_DEFAULT_OUTPUT_TOKENS", 4096, low=1, high=1_000_000)
             ),
@@ -128,6 +143,15 @@ def _number(env: Mapping[str, str], var: str, default: float, *, low: float, hig
     if not low <= value <= high:
         raise ConfigError(f"{var}: {raw} is outside {low:g}..{high:g}")
     return value
+
+
+def _optional_int(env: Mapping[str, str], var: str) -> int | None:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(f"{var}: {raw!r} is not a positive whole number")
+    return int(raw)
 
 
 def _log_level(env: Mapping[str, str]) -> str:

@@ -223,3 +223,10 @@ def test_health_needs_no_key(gateway) -> None:
     answer = httpx.get(gateway.url + "/health")
     assert answer.status_code == 200
     assert answer.json() == {"status": "ok"}
+
+
+def test_stage_default_rpm_applies_to_keys_without_limits(start_gateway, new_key) -> None:
+    limited = start_gateway(default_key_rpm=1)
+    key, _ = new_key()
+    assert call(limited.url, key).headers["x-ratelimit-limit-requests"] == "1"
+    assert_error(call(limited.url, key), 429, "rate_limit_error", "rate_limit_exceeded")

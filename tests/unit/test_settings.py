@@ -44,6 +44,8 @@ def test_endpoint_override_and_tables() -> None:
         ({"USAGE_TABLE": "a b"}, "USAGE_TABLE"),
         ({"MANTLE_ROUTE_RULES": "x.*=/v2"}, "MANTLE_ROUTE_RULES"),
         ({"PRICES_JSON": "{"}, "PRICES_JSON"),
+        ({"DEFAULT_KEY_TPM": "-5"}, "DEFAULT_KEY_TPM"),
+        ({"MANTLE_REGION": "moon-1"}, "MANTLE_REGION"),
         ({"PRICES_JSON": '{"m": {"input": -1}}'}, "PRICES_JSON"),
     ],
 )
@@ -64,3 +66,13 @@ def test_route_rules_override_comes_before_defaults() -> None:
 def test_bedrock_api_key_is_not_in_repr() -> None:
     settings = Settings.from_env({"BEDROCK_API_KEY": "bedrock-api-key-secret"})
     assert "bedrock-api-key-secret" not in repr(settings)
+
+
+def test_mantle_region_sets_endpoint_and_default_limits() -> None:
+    settings = Settings.from_env(
+        {"AWS_REGION": "eu-west-3", "MANTLE_REGION": "eu-west-1", "DEFAULT_KEY_RPM": "60"}
+    )
+    assert settings.mantle_region == "eu-west-1"
+    assert settings.mantle_endpoint_url == "https://bedrock-mantle.eu-west-1.api.aws"
+    assert settings.default_key_rpm == 60
+    assert settings.default_key_tpm is None

@@ -178,10 +178,12 @@ class Gateway:
         return body.parse(request.body) if route.billable else None
 
     def _rate_limit(self, key: KeyRecord, now: datetime) -> RateState | None:
-        if key.rpm is None and key.tpm is None:
+        rpm = key.rpm if key.rpm is not None else self._settings.default_key_rpm
+        tpm = key.tpm if key.tpm is not None else self._settings.default_key_tpm
+        if rpm is None and tpm is None:
             return None
         try:
-            state = self._limits.admit(key.key_id, key.rpm, key.tpm, now)
+            state = self._limits.admit(key.key_id, rpm, tpm, now)
         except StoreError as exc:
             raise ServiceUnavailableError("The limit store is unavailable; try again.") from exc
         if not state.admitted:
@@ -395,7 +397,7 @@ class Gateway:
             estimated=estimated,
             response_id=observed.response_id,
         )
-        window = rate_pk(call.key.key_id, call.now) if call.key.tpm is not None else None
+        window = rate_pk(call.key.key_id, call.now) if call.rate and call.rate.tpm else None
         self._ledger.record(record, rate_window=window, reserved=call.reserved)
 
 

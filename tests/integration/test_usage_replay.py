@@ -1,0 +1,108 @@
+"""Lost-nothing writes: when DynamoDB refuses the usage write, the client still gets its answer,
+the whole item lands in one structured log line, and `usage replay` writes it back exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+
+from mantle_gateway.observability import logger
+from mantle_gateway.store.dynamo import Dynamo
+from mantle_gateway.store.limits import LimitsStore
+
+COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
+
+
+def refuse_transactions(**_: Any) -> tuple[Any, dict[str, Any]]:
+    """Short-circuit every TransactWriteItems with a throttling error, as DynamoDB would."""
+    error = {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}
+    return SimpleNamespace(status_code=400), {
+        "Error": error,
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
+
+
+def test_failed_usage_write_is_logged_then_replayed_once(
+    start_gateway, settings, new_key, usage_items, dynamodb, tmp_path
+) -> None:
+    # GIVEN a gateway whose usage writes DynamoDB refuses, with its log going to a file
+    failing = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+    failing.client.meta.events.register(
+        "before-call.dynamodb.TransactWriteItems", refuse_transactions
+    )
+    door = start_gateway(dynamo=failing)
+    log_file = tmp_path / "gateway.log"
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    key, record = new_key(monthly_budget_usd=Decimal("10"))
+    try:
+        # WHEN a request is served
+        answer = httpx.post(
+            door.url + "/v1/chat/completions",
+            headers={"x-api-key": key},
+            json={"model": "openai.gpt-oss-120b", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        )
+        # THEN the client still has its answer
+        assert answer.status_code == 200
+        assert answer.json()["choices"][0]["message"]["content"]
+        lines = _wait_for_failed_write(log_file)
+    finally:
+        logger.removeHandler(handler)
+    # AND the log line holds the whole item, and no secret
+    (line,) = lines
+    logged = json.loads(line)
+    assert logged["usage_item"]["key_id"] == record.key_id
+    assert logged["usage_item"]["output_tokens"] == 8
+    assert key not in line
+    assert usage_items(record.key_id, timeout=0.2) == []
+
+    # WHEN the log is replayed twice, THEN the item is written once and the spend matches it
+    env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint_url}
+    outcomes = [
+        json.loads(
+            subprocess.run(
+                [COMMAND, "usage", "replay", str(log_file)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout
+        )
+        for _ in range(2)
+    ]
+    assert outcomes == [{"found": 1, "written": 1}, {"found": 1, "already_present": 1}]
+    (item,) = usage_items(record.key_id)
+    assert item["request_id"] == logged["usage_item"]["request_id"]
+    month = datetime.now(UTC).strftime("%Y-%m")
+    counters = LimitsStore(
+        Dynamo(region="us-east-1", endpoint_url=dynamodb.endpoint_url), settings.limits_table
+    ).spend(record.key_id, month)
+    assert counters["spent_usd"] == item["cost_usd"]
+    assert counters["committed_usd"] == counters["spent_usd"], "the reservation was settled"
+    assert counters["requests"] == 1
+
+
+def _wait_for_failed_write(log_file: Path) -> list[str]:
+    import time
+
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        text = log_file.read_text() if log_file.exists() else ""
+        lines = [line for line in text.splitlines() if "usage_write_failed" in line]
+        if lines:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError("no usage_write_failed line was logged")
