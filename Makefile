@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# jsii (under aws-cdk-lib) warns at length about Node 20's end of life; CI's stock Node is 20.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: install serve simulator test lint typecheck synth bench clean
 

@@ -59,20 +59,8 @@ def test_exactly_limit_admitted_across_instances(instances, new_key) -> None:
     if datetime.now(UTC).second >= 50:  # keep the burst inside one rate window
         time.sleep(61 - datetime.now(UTC).second)
 
-    def fire(n: int) -> httpx.Response:
-        return httpx.post(
-            instances[n % INSTANCES] + "/v1/chat/completions",
-            headers={"x-api-key": key},
-            json={
-                "model": "openai.gpt-oss-20b",
-                "messages": [{"role": "user", "content": "x"}],
-                "max_tokens": 1,
-            },
-            timeout=30,
-        )
-
     with ThreadPoolExecutor(max_workers=REQUESTS) as pool:
-        answers = list(pool.map(fire, range(REQUESTS)))
+        answers = list(pool.map(lambda n: _chat(instances[n % INSTANCES], key), range(REQUESTS)))
     statuses = Counter(a.status_code for a in answers)
     assert statuses == {200: LIMIT, 429: REQUESTS - LIMIT}
     for refused in (a for a in answers if a.status_code == 429):

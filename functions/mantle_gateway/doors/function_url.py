@@ -10,10 +10,10 @@ Response: https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mantle_gateway.doors.payload import body_bytes
 from mantle_gateway.messages import GatewayRequest, GatewayResponse, normalize_headers
 
 DOOR = "function_url"
@@ -34,7 +34,7 @@ def to_request(
         # Already percent-encoded as the client sent it: forwarded upstream as is.
         query=str(event.get("rawQueryString") or ""),
         headers=_headers(event),
-        body=_body(event),
+        body=body_bytes(event),
         door=DOOR,
         deadline=deadline,
         request_id=request_id,
@@ -48,15 +48,6 @@ def _headers(event: Mapping[str, Any]) -> dict[str, str]:
     ]
     pairs.extend(("cookie", str(cookie)) for cookie in event.get("cookies") or ())
     return normalize_headers(pairs)
-
-
-def _body(event: Mapping[str, Any]) -> bytes:
-    body = event.get("body")
-    if not body:
-        return b""
-    if event.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return str(body).encode("utf-8")
 
 
 def to_prelude(response: GatewayResponse) -> dict[str, object]:

@@ -13,12 +13,12 @@ key, which a buffered REST integration would reject as a malformed proxy respons
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from mantle_gateway.doors.payload import body_bytes
 from mantle_gateway.errors import RequestTooLargeError
 from mantle_gateway.messages import GatewayRequest, GatewayResponse, normalize_headers
 
@@ -39,7 +39,7 @@ def to_request(
     event: Mapping[str, Any], *, request_id: str, deadline: float | None
 ) -> GatewayRequest:
     """Raises `RequestTooLargeError` (413) for a body over the bound, before the core runs."""
-    body = _body(event)
+    body = body_bytes(event)
     if len(body) > MAX_REQUEST_BYTES:
         raise RequestTooLargeError(
             f"Request body is {len(body)} bytes; this endpoint accepts at most "
@@ -111,15 +111,6 @@ def _headers(event: Mapping[str, Any]) -> dict[str, str]:
     else:
         pairs = [(str(k), str(v)) for k, v in (event.get("headers") or {}).items()]
     return normalize_headers(pairs)
-
-
-def _body(event: Mapping[str, Any]) -> bytes:
-    body = event.get("body")
-    if not body:
-        return b""
-    if event.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return str(body).encode("utf-8")
 
 
 def to_prelude(response: GatewayResponse) -> dict[str, object]:

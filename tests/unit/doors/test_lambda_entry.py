@@ -103,6 +103,20 @@ def test_oversized_rest_body_is_answered_413_without_calling_the_core() -> None:
     assert json.loads(b"".join(body))["error"]["code"] == "request_too_large"
 
 
+@pytest.mark.parametrize("name", ["function_url_chat_stream", "rest_api_chat_stream"])
+def test_invalid_base64_body_is_answered_400_without_calling_the_core(name: str) -> None:
+    gateway = FakeGateway()
+    event = load_event(name) | {"body": "not base64 !!", "isBase64Encoded": True}
+
+    result = run(event, gateway)
+
+    assert gateway.requests == []
+    assert result["statusCode"] == 400
+    body = result["body"]
+    assert isinstance(body, lambda_entry.ResponseBody)
+    assert json.loads(b"".join(body))["error"]["type"] == "invalid_request_error"
+
+
 def test_unknown_event_shape_is_an_error_not_a_guess() -> None:
     with pytest.raises(lambda_entry.UnknownEventError):
         run({"hello": "world"}, FakeGateway())
