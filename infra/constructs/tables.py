@@ -10,11 +10,12 @@ read off the runtime's store modules (functions/mantle_gateway/store/):
 keys    GetItem                the key lookup by digest (core/auth via store/keys). Creating,
                                listing, revoking keys is the CLI's job, run with operator
                                credentials — the function cannot mint or revoke keys.
-usage   PutItem, GetItem       the usage item (the `Put` of the ledger's TransactWriteItems, with
-                               `attribute_not_exists`), and the stored-response owner items
-                               (store/responses: put on create, consistent get on read).
-limits  GetItem, UpdateItem    rate windows (conditional ADD), the month's spend (consistent get),
-                               and the spend/token `Update`s inside the ledger transaction.
+usage   PutItem, GetItem,      the usage item (the `Put` of the ledger's TransactWriteItems, with
+        UpdateItem             `attribute_not_exists`), and the stored-response owner items
+                               (store/responses: put on create, consistent get on read, update
+                               when a background response's pending bill is settled).
+limits  GetItem, UpdateItem    rate windows (conditional ADD), budget reservations (conditional
+                               ADD), and the spend/token `Update`s inside the ledger transaction.
 
 TransactWriteItems has no IAM action of its own: each element is authorised as its item action
 (Put → PutItem, Update → UpdateItem, ConditionCheck → ConditionCheckItem). The ledger uses no
@@ -37,7 +38,7 @@ from mantle_gateway import schema
 
 RUNTIME_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "keys": ("dynamodb:GetItem",),
-    "usage": ("dynamodb:GetItem", "dynamodb:PutItem"),
+    "usage": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
     "limits": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
 }
 

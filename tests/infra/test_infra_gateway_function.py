@@ -159,7 +159,7 @@ def test_dynamodb_access_is_exactly_the_runtime_actions_on_the_three_tables(
     assert granted == {role: set(acts) for role, acts in RUNTIME_ACTIONS.items()}
     assert granted == {
         "keys": {"dynamodb:GetItem"},
-        "usage": {"dynamodb:GetItem", "dynamodb:PutItem"},
+        "usage": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
         "limits": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     }
 

@@ -15,20 +15,15 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl, quote, urlencode
 
-from mantle_gateway.core import auth, body, routes
+from mantle_gateway.core import auth, body, metering, routes
+from mantle_gateway.core.call import Call
 from mantle_gateway.core.pricing import PriceTable, worst_case_tokens
-from mantle_gateway.core.usage import (
-    TokenCounts,
-    UsageRecord,
-    from_chat_usage,
-    from_responses_usage,
-)
+from mantle_gateway.core.usage import from_chat_usage, from_responses_usage
 from mantle_gateway.errors import (
     BudgetExceededError,
     GatewayError,
@@ -39,8 +34,7 @@ from mantle_gateway.errors import (
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
 from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
-from mantle_gateway.store.limits import RateState, rate_pk
-from mantle_gateway.store.responses import ResponseOwner
+from mantle_gateway.store.limits import RateState
 from mantle_gateway.stream.relay import Observation, Relay
 from mantle_gateway.upstream import routing, signing
 from mantle_gateway.upstream.client import UpstreamClient
@@ -64,46 +58,6 @@ class Limits(Protocol):
     def release(self, key_id: str, month: str, amount: Decimal) -> None: ...
 
 
-class LedgerWriter(Protocol):
-    def record(
-        self, record: UsageRecord, rate_window: str | None = None, reserved: Decimal = ...
-    ) -> bool: ...
-
-
-class Owners(Protocol):
-    def put(self, response_id: str, owner: ResponseOwner) -> None: ...
-
-    def get(self, response_id: str) -> ResponseOwner | None: ...
-
-
-@dataclass(slots=True)
-class _Call:
-    """What one admitted request carries from step to step."""
-
-    request: GatewayRequest
-    request_id: str
-    started: float
-    now: datetime
-    route: routes.Route
-    key: KeyRecord
-    parsed: body.ParsedBody | None
-    rate: RateState | None
-    prefix: str = "/v1"
-    reserved: Decimal = _ZERO
-    """Budget reserved for this request; settled by the ledger or released if not billed."""
-    settles: bool = False
-    """True once the answer will record usage (which settles the reservation)."""
-
-    @property
-    def month(self) -> str:
-        return self.now.strftime("%Y-%m")
-
-    @property
-    def extra_headers(self) -> list[tuple[str, str]]:
-        headers = [("x-gateway-request-id", self.request_id)]
-        return headers + (self.rate.headers() if self.rate else [])
-
-
 class Gateway:
     def __init__(
         self,
@@ -111,8 +65,8 @@ class Gateway:
         settings: Settings,
         keys: auth.KeyCache,
         limits: Limits,
-        ledger: LedgerWriter,
-        owners: Owners,
+        ledger: metering.LedgerWriter,
+        owners: metering.Owners,
         upstream: UpstreamClient,
         signer: signing.Signer,
         prices: PriceTable,
@@ -121,8 +75,8 @@ class Gateway:
         self._settings = settings
         self._keys = keys
         self._limits = limits
-        self._ledger = ledger
         self._owners = owners
+        self._meter = metering.Meter(ledger=ledger, owners=owners, prices=prices, clock=clock)
         self._upstream = upstream
         self._signer = signer
         self._router = routing.PrefixRouter(settings.route_rules)
@@ -158,7 +112,7 @@ class Gateway:
         if parsed is not None:
             auth.authorize_model(key, parsed.model)
         rate = self._rate_limit(key, now)
-        call = _Call(request, request_id, started, now, route, key, parsed, rate)
+        call = Call(request, request_id, started, now, route, key, parsed, rate)
         if route.billable:
             self._reserve_budget(call)
         try:
@@ -194,7 +148,7 @@ class Gateway:
             )
         return state
 
-    def _reserve_budget(self, call: _Call) -> None:
+    def _reserve_budget(self, call: Call) -> None:
         """Reserve the request's worst-case cost while the month's committed sum is under budget."""
         budget = call.key.monthly_budget_usd
         if budget is None:
@@ -216,7 +170,7 @@ class Gateway:
             )
         call.reserved = amount
 
-    def _release_budget(self, call: _Call) -> None:
+    def _release_budget(self, call: Call) -> None:
         try:
             self._limits.release(call.key.key_id, call.month, call.reserved)
         except StoreError:
@@ -225,7 +179,8 @@ class Gateway:
                 extra={"key_id": call.key.key_id, "reserved_usd": str(call.reserved)},
             )
 
-    def _check_owner(self, call: _Call) -> str:
+    def _check_owner(self, call: Call) -> str:
+        """Only the key that created a stored response reaches it; others get the plain 404."""
         response_id = call.route.response_id or ""
         try:
             owner = self._owners.get(response_id)
@@ -233,9 +188,10 @@ class Gateway:
             raise ServiceUnavailableError("The response store is unavailable; try again.") from exc
         if owner is None or owner.key_id != call.key.key_id:
             raise NotFoundError(f"No response found with id '{response_id}'.")
+        call.owner = owner
         return owner.prefix
 
-    def _forward(self, call: _Call) -> GatewayResponse:
+    def _forward(self, call: Call) -> GatewayResponse:
         payload, strip_usage = self._upstream_body(call)
         response = self._send(call, payload)
         if response.status_code >= 400:
@@ -250,17 +206,14 @@ class Gateway:
                 content = self._upstream.read_all(response)
                 return self._upstream_refused(call, response, content)
         if not call.route.billable:
-            content = self._upstream.read_all(response)
-            return GatewayResponse(
-                response.status_code, self._answer_headers(call, response), content
-            )
+            return self._passthrough(call, response)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             return self._relay(call, response, strip_usage)
         return self._buffered(call, response)
 
     # -- upstream ------------------------------------------------------------------------------
 
-    def _upstream_body(self, call: _Call) -> tuple[bytes, bool]:
+    def _upstream_body(self, call: Call) -> tuple[bytes, bool]:
         """The exact bytes to sign; chat streams are asked for usage the client did not request."""
         parsed = call.parsed
         if parsed is None or call.route.kind != "chat" or not parsed.stream:
@@ -274,7 +227,7 @@ class Gateway:
         data["stream_options"] = {**options, "include_usage": True}
         return json.dumps(data, separators=(",", ":")).encode(), True
 
-    def _send(self, call: _Call, payload: bytes) -> httpx.Response:
+    def _send(self, call: Call, payload: bytes) -> httpx.Response:
         request = call.request
         url = self._upstream.base_url + call.prefix + call.route.upstream_path
         if request.query:
@@ -286,7 +239,7 @@ class Gateway:
         return self._upstream.open(request.method, url, signed, payload, request.deadline)
 
     def _upstream_refused(
-        self, call: _Call, response: httpx.Response, content: bytes
+        self, call: Call, response: httpx.Response, content: bytes
     ) -> GatewayResponse:
         """Same status and body back to the client; not billed, but logged."""
         logger.info(
@@ -302,7 +255,7 @@ class Gateway:
         headers += [(n, response.headers[n]) for n in _KEPT_ERROR_HEADERS if n in response.headers]
         return GatewayResponse(response.status_code, headers + call.extra_headers, content)
 
-    def _answer_headers(self, call: _Call, response: httpx.Response) -> list[tuple[str, str]]:
+    def _answer_headers(self, call: Call, response: httpx.Response) -> list[tuple[str, str]]:
         headers = [("content-type", response.headers.get("content-type", JSON))]
         if "x-request-id" in response.headers:
             headers.append(("x-request-id", response.headers["x-request-id"]))
@@ -310,14 +263,14 @@ class Gateway:
 
     # -- relay and usage -----------------------------------------------------------------------
 
-    def _relay(self, call: _Call, response: httpx.Response, strip_usage: bool) -> GatewayResponse:
+    def _relay(self, call: Call, response: httpx.Response, strip_usage: bool) -> GatewayResponse:
         assert call.route.surface is not None
         relay = Relay(
             self._upstream.chunks(response),
             surface=call.route.surface,
             strip_usage=strip_usage,
-            on_response_id=self._owner_recorder(call),
-            on_finish=lambda observed: self._record_usage(call, observed, stream=True),
+            on_response_id=lambda response_id: self._meter.remember_owner(call, response_id),
+            on_finish=lambda observed: self._meter.record(call, observed, stream=True),
             deadline=call.request.deadline,
             clock=self._clock,
         )
@@ -325,80 +278,44 @@ class Gateway:
         call.settles = True
         return GatewayResponse(response.status_code, headers, relay)
 
-    def _buffered(self, call: _Call, response: httpx.Response) -> GatewayResponse:
+    def _buffered(self, call: Call, response: httpx.Response) -> GatewayResponse:
         content = self._upstream.read_all(response)
+        headers = self._answer_headers(call, response)
         observed = Observation(ended=True)
-        answer = _json_object(content)
-        if answer is not None:
-            usage = answer.get("usage")
-            observed.tokens = (
-                from_chat_usage(usage) if call.route.kind == "chat" else from_responses_usage(usage)
-            )
-            response_id = answer.get("id")
-            if call.route.kind == "responses" and isinstance(response_id, str):
-                observed.response_id = response_id
-                recorder = self._owner_recorder(call)
-                if recorder is not None:
-                    recorder(response_id)
+        answer = _json_object(content) or {}
+        usage = answer.get("usage")
+        observed.tokens = (
+            from_chat_usage(usage) if call.route.kind == "chat" else from_responses_usage(usage)
+        )
+        response_id = answer.get("id")
         call.settles = True
+        if call.route.kind == "responses" and isinstance(response_id, str):
+            observed.response_id = response_id
+            if metering.awaits_background_work(answer) and self._meter.defer(call, response_id):
+                return GatewayResponse(response.status_code, headers, content)
+            self._meter.remember_owner(call, response_id)
         return GatewayResponse(
             response.status_code,
-            self._answer_headers(call, response),
+            headers,
             content,
-            on_close=lambda: self._record_usage(call, observed, stream=False),
+            on_close=lambda: self._meter.record(call, observed, stream=False),
         )
 
-    def _owner_recorder(self, call: _Call) -> Callable[[str], None] | None:
-        parsed = call.parsed
-        if call.route.kind != "responses" or parsed is None or parsed.data.get("store") is False:
-            return None
-        owner = ResponseOwner(call.key.key_id, call.prefix)
-
-        def record(response_id: str) -> None:
-            try:
-                self._owners.put(response_id, owner)
-            except StoreError:
-                logger.error("response_owner_write_failed", extra={"response_id": response_id})
-
-        return record
-
-    def _record_usage(self, call: _Call, observed: Observation, *, stream: bool) -> None:
-        try:
-            self._write_usage(call, observed, stream=stream)
-        except Exception:
-            logger.exception("usage_record_failed", extra={"request_id": call.request_id})
-
-    def _write_usage(self, call: _Call, observed: Observation, *, stream: bool) -> None:
-        assert call.parsed is not None
-        model = call.parsed.model
-        tokens = observed.tokens
-        estimated = tokens is None
-        if tokens is None:
-            # No usage from upstream (cut short): bill what was sent and seen, marked estimated.
-            tokens = TokenCounts(input=max(1, len(call.request.body) // 4), output=observed.events)
-        cost = self._prices.cost(model, tokens)
-        if cost is None:
-            logger.warning("unknown_model_price", extra={"model": model})
-            metric("UnknownModelPrice")
-        finished = self._clock()
-        record = UsageRecord(
-            request_id=call.request_id,
-            timestamp=datetime.fromtimestamp(call.started, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            key_id=call.key.key_id,
-            model=model,
-            tokens=tokens,
-            cost_usd=cost if cost is not None else _ZERO,
-            status="ok" if observed.outcome is None else "incomplete",
-            latency_ms=int((finished - call.started) * 1000),
-            door=call.request.door,
-            stream=stream,
-            api_surface=call.route.surface,
-            outcome=observed.outcome,
-            estimated=estimated,
-            response_id=observed.response_id,
+    def _passthrough(self, call: Call, response: httpx.Response) -> GatewayResponse:
+        """CRUD and /models: relayed as they are; a finished background response is billed."""
+        content = self._upstream.read_all(response)
+        on_close = None
+        owner = call.owner
+        if owner is not None and owner.pending is not None and call.route.response_id:
+            answer = _json_object(content)
+            if answer is not None and metering.finished(answer):
+                response_id = call.route.response_id
+                on_close = lambda: self._meter.bill_background(  # noqa: E731
+                    call.key.key_id, response_id, owner, answer
+                )
+        return GatewayResponse(
+            response.status_code, self._answer_headers(call, response), content, on_close
         )
-        window = rate_pk(call.key.key_id, call.now) if call.rate and call.rate.tpm else None
-        self._ledger.record(record, rate_window=window, reserved=call.reserved)
 
 
 def error_response(err: GatewayError, request_id: str) -> GatewayResponse:

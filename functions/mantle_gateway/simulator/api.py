@@ -174,6 +174,9 @@ class Api:
         )
         if body.get("store", True) is not False:
             self.store.put(response, formats.input_items(body.get("input"), new_id))
+        if body.get("background") is True and body.get("stream") is not True:
+            # Background work: answered at once as queued; a later GET finds it completed.
+            return _json(200, {**response, "status": "queued", "output": [], "usage": None})
         if body.get("stream") is True:
             events = formats.responses_stream(
                 response, count, event_lines=self.knobs.responses_event_lines

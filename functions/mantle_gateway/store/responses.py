@@ -4,12 +4,17 @@ Written when the id is first seen in an answer, before that part of the answer r
 client, so the owner can read the response back at once. Another key asking for the id gets the
 same 404 as for an id that never existed: ownership is not even confirmed to strangers.
 Mantle keeps stored responses 30 days; the owner record expires a day after that (TTL).
+
+A background response (`background: true`) is answered "queued" before any token is spent, so
+its owner record also carries what billing it needs (`pending`); the owner's first read that
+finds it finished bills it, once (see `core/pipeline.py`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 
 from mantle_gateway import schema
 from mantle_gateway.store.dynamo import Dynamo, from_item, to_item
@@ -18,9 +23,20 @@ _RETENTION_SECONDS = 31 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
+class PendingBill:
+    """A background response not billed yet: what billing it later needs."""
+
+    model: str
+    started: float
+    door: str
+    reserved: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseOwner:
     key_id: str
     prefix: str
+    pending: PendingBill | None = None
 
 
 class ResponseOwners:
@@ -29,16 +45,38 @@ class ResponseOwners:
         self._table = table
 
     def put(self, response_id: str, owner: ResponseOwner) -> None:
+        pending = owner.pending
         item = to_item(
             {
                 schema.USAGE_PK: schema.RESPONSE_OWNER_PREFIX + response_id,
                 schema.USAGE_SK: schema.RESPONSE_OWNER_SK,
                 "key_id": owner.key_id,
                 "prefix": owner.prefix,
+                "pending": None
+                if pending is None
+                else {
+                    "model": pending.model,
+                    "started": Decimal(repr(pending.started)),
+                    "door": pending.door,
+                    "reserved": pending.reserved,
+                },
                 schema.USAGE_TTL_ATTR: int(time.time()) + _RETENTION_SECONDS,
             }
         )
         self._dynamo.call(lambda c: c.put_item(TableName=self._table, Item=item))
+
+    def settle(self, response_id: str) -> None:
+        """The background response was billed: forget what billing it needed."""
+        self._dynamo.call(
+            lambda c: c.update_item(
+                TableName=self._table,
+                Key={
+                    schema.USAGE_PK: {"S": schema.RESPONSE_OWNER_PREFIX + response_id},
+                    schema.USAGE_SK: {"S": schema.RESPONSE_OWNER_SK},
+                },
+                UpdateExpression="REMOVE pending",
+            )
+        )
 
     def get(self, response_id: str) -> ResponseOwner | None:
         answer = self._dynamo.call(
@@ -55,4 +93,16 @@ class ResponseOwners:
         if not item:
             return None
         values = from_item(item)
-        return ResponseOwner(values["key_id"], values.get("prefix", "/v1"))
+        pending = values.get("pending")
+        return ResponseOwner(
+            values["key_id"],
+            values.get("prefix", "/v1"),
+            PendingBill(
+                model=str(pending["model"]),
+                started=float(pending["started"]),
+                door=str(pending["door"]),
+                reserved=Decimal(pending["reserved"]),
+            )
+            if isinstance(pending, dict)
+            else None,
+        )

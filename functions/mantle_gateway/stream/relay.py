@@ -46,7 +46,7 @@ class Relay:
         *,
         surface: str,
         strip_usage: bool = False,
-        on_response_id: Callable[[str], None] | None = None,
+        on_response_id: Callable[[str], object] | None = None,
         on_finish: Callable[[Observation], None],
         deadline: float | None = None,
         clock: Callable[[], float] | None = None,

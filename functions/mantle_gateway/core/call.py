@@ -1,0 +1,48 @@
+"""What one admitted request carries from step to step of the pipeline, and into metering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from mantle_gateway.messages import GatewayRequest
+
+if TYPE_CHECKING:
+    from mantle_gateway.core import body, routes
+    from mantle_gateway.store.keys import KeyRecord
+    from mantle_gateway.store.limits import RateState
+    from mantle_gateway.store.responses import ResponseOwner
+
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Call:
+    """What one admitted request carries from step to step."""
+
+    request: GatewayRequest
+    request_id: str
+    started: float
+    now: datetime
+    route: routes.Route
+    key: KeyRecord
+    parsed: body.ParsedBody | None
+    rate: RateState | None
+    prefix: str = "/v1"
+    owner: ResponseOwner | None = None
+    """The owner record of the stored response this request names, once checked."""
+    reserved: Decimal = _ZERO
+    """Budget reserved for this request; settled by the ledger or released if not billed."""
+    settles: bool = False
+    """True once the answer will record usage (which settles the reservation)."""
+
+    @property
+    def month(self) -> str:
+        return self.now.strftime("%Y-%m")
+
+    @property
+    def extra_headers(self) -> list[tuple[str, str]]:
+        headers = [("x-gateway-request-id", self.request_id)]
+        return headers + (self.rate.headers() if self.rate else [])

@@ -1,0 +1,180 @@
+"""Turning what a request used into the ledger: usage records, response owners, background bills.
+
+The pipeline calls this when an answer ends (the relay's `on_finish`, or the door closing a
+buffered answer), so the client has its last byte before the ledger is written. A background
+response (`background: true`) is answered "queued" before any token is spent: its bill waits in
+the owner record, and the owner's first read that finds it finished writes it — once, because
+its usage item's id is derived from the response id and the ledger's put is conditional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from mantle_gateway.core.call import Call
+from mantle_gateway.core.pricing import PriceTable
+from mantle_gateway.core.usage import TokenCounts, UsageRecord, from_responses_usage
+from mantle_gateway.observability import logger, metric
+from mantle_gateway.store.dynamo import StoreError
+from mantle_gateway.store.limits import rate_pk
+from mantle_gateway.store.responses import PendingBill, ResponseOwner
+from mantle_gateway.stream.relay import Observation
+
+_ZERO = Decimal(0)
+_WAITING = frozenset({"queued", "in_progress"})
+_FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
+
+
+class LedgerWriter(Protocol):
+    def record(
+        self, record: UsageRecord, rate_window: str | None = None, reserved: Decimal = ...
+    ) -> bool: ...
+
+
+class Owners(Protocol):
+    def put(self, response_id: str, owner: ResponseOwner) -> None: ...
+
+    def get(self, response_id: str) -> ResponseOwner | None: ...
+
+    def settle(self, response_id: str) -> None: ...
+
+
+def awaits_background_work(answer: Mapping[str, Any]) -> bool:
+    return answer.get("background") is True and answer.get("status") in _WAITING
+
+
+def finished(answer: Mapping[str, Any]) -> bool:
+    return answer.get("status") in _FINISHED
+
+
+class Meter:
+    def __init__(
+        self,
+        *,
+        ledger: LedgerWriter,
+        owners: Owners,
+        prices: PriceTable,
+        clock: Callable[[], float],
+    ) -> None:
+        self._ledger = ledger
+        self._owners = owners
+        self._prices = prices
+        self._clock = clock
+
+    def remember_owner(
+        self, call: Call, response_id: str, pending: PendingBill | None = None
+    ) -> bool:
+        """Record which key owns a stored response (not for `store: false`, nothing is kept)."""
+        if call.parsed is None or call.parsed.data.get("store") is False:
+            return False
+        try:
+            self._owners.put(response_id, ResponseOwner(call.key.key_id, call.prefix, pending))
+        except StoreError:
+            logger.error("response_owner_write_failed", extra={"response_id": response_id})
+            return False
+        return True
+
+    def defer(self, call: Call, response_id: str) -> bool:
+        """Keep a queued background response's bill (and its budget reservation) for later."""
+        assert call.parsed is not None
+        pending = PendingBill(call.parsed.model, call.started, call.request.door, call.reserved)
+        return self.remember_owner(call, response_id, pending)
+
+    def record(self, call: Call, observed: Observation, *, stream: bool) -> None:
+        """The usage of a request whose answer just ended (never raises: the answer is sent)."""
+        assert call.parsed is not None
+        tokens = observed.tokens
+        estimated = tokens is None
+        if tokens is None:
+            # No usage from upstream (cut short): bill what was sent and seen, marked estimated.
+            tokens = TokenCounts(input=max(1, len(call.request.body) // 4), output=observed.events)
+        window = rate_pk(call.key.key_id, call.now) if call.rate and call.rate.tpm else None
+        self._write(
+            self._usage(
+                request_id=call.request_id,
+                key_id=call.key.key_id,
+                model=call.parsed.model,
+                started=call.started,
+                door=call.request.door,
+                tokens=tokens,
+                outcome=observed.outcome,
+                estimated=estimated,
+                stream=stream,
+                surface=call.route.surface,
+                response_id=observed.response_id,
+            ),
+            window,
+            call.reserved,
+        )
+
+    def bill_background(
+        self, key_id: str, response_id: str, owner: ResponseOwner, answer: Mapping[str, Any]
+    ) -> None:
+        """Bill a finished background response once, from the answer its owner just read."""
+        pending = owner.pending
+        assert pending is not None
+        status = answer.get("status")
+        record = self._usage(
+            request_id="bg_" + response_id,
+            key_id=key_id,
+            model=pending.model,
+            started=pending.started,
+            door=pending.door,
+            tokens=from_responses_usage(answer.get("usage")) or TokenCounts(),
+            outcome=None if status == "completed" else str(status),
+            estimated=False,
+            stream=False,
+            surface="responses",
+            response_id=response_id,
+        )
+        if self._write(record, None, pending.reserved):
+            try:
+                self._owners.settle(response_id)
+            except StoreError:
+                logger.warning("response_settle_failed", extra={"response_id": response_id})
+
+    def _usage(
+        self,
+        *,
+        request_id: str,
+        key_id: str,
+        model: str,
+        started: float,
+        door: str,
+        tokens: TokenCounts,
+        outcome: str | None,
+        estimated: bool,
+        stream: bool,
+        surface: str | None,
+        response_id: str | None,
+    ) -> UsageRecord:
+        cost = self._prices.cost(model, tokens)
+        if cost is None:
+            logger.warning("unknown_model_price", extra={"model": model})
+            metric("UnknownModelPrice")
+        return UsageRecord(
+            request_id=request_id,
+            timestamp=datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            key_id=key_id,
+            model=model,
+            tokens=tokens,
+            cost_usd=cost if cost is not None else _ZERO,
+            status="ok" if outcome is None else "incomplete",
+            latency_ms=int((self._clock() - started) * 1000),
+            door=door,
+            stream=stream,
+            api_surface=surface,
+            outcome=outcome,
+            estimated=estimated,
+            response_id=response_id,
+        )
+
+    def _write(self, record: UsageRecord, window: str | None, reserved: Decimal) -> bool:
+        try:
+            return self._ledger.record(record, rate_window=window, reserved=reserved)
+        except Exception:
+            logger.exception("usage_record_failed", extra={"request_id": record.request_id})
+            return False
