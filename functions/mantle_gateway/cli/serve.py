@@ -75,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
         " -H 'content-type: application/json'"
         ' -d \'{"model":"openai.gpt-oss-120b","messages":[{"role":"user","content":"hi"}]}\''
     )
+    if demo_key:
+        month = datetime.now(UTC).strftime("%Y-%m")
+        print(
+            f"  Usage: AWS_ENDPOINT_URL_DYNAMODB={settings.dynamodb_endpoint_url} "
+            f"mantle-gateway usage report --month {month}"
+        )
     sys.stdout.flush()
     try:
         server.serve_forever()
