@@ -104,6 +104,25 @@ def pip_command(
     ]  # fmt: skip
 
 
+BOTOCORE_SERVICES_KEPT: tuple[str, ...] = ("dynamodb", "sts", "sso", "sso-oidc")
+"""botocore ships ~400 service models (most of its 26 MiB); the function calls DynamoDB only
+(STS/SSO are kept for the credential chain). The root files (endpoints, partitions, retry
+and default configuration) stay."""
+
+
+def trim_botocore_data(target: Path, keep: Sequence[str] = BOTOCORE_SERVICES_KEPT) -> list[str]:
+    """Delete the service models the function never loads; returns the removed service names."""
+    data = target / "botocore" / "data"
+    if not data.is_dir():
+        return []
+    removed = []
+    for service in sorted(p for p in data.iterdir() if p.is_dir()):
+        if service.name not in keep:
+            shutil.rmtree(service)
+            removed.append(service.name)
+    return removed
+
+
 @jsii.implements(ILocalBundling)
 class LocalPythonBundling:
     """pip install for the Lambda platform + our sources, straight into CDK's output folder."""
@@ -144,6 +163,7 @@ class LocalPythonBundling:
             ) from exc
         # Console scripts are useless in Lambda and carry host-specific shebangs.
         shutil.rmtree(target / "bin", ignore_errors=True)
+        trim_botocore_data(target)
         copy_sources(self.source_dir, target, self.excludes)
         return True
 

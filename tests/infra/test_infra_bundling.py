@@ -23,6 +23,7 @@ from infra.bundling import (
     LocalPythonBundling,
     pip_command,
     python_function_code,
+    trim_botocore_data,
 )
 from infra.constructs.gateway_function import STREAMING_RUNTIME_WRAPPER
 
@@ -166,3 +167,15 @@ def test_a_requirements_change_makes_a_new_function_asset(tmp_path: Path) -> Non
 
     assert keys["a"] == keys["b"]
     assert keys["a"] != keys["c"]
+
+
+def test_bundle_keeps_only_the_botocore_models_the_function_loads(tmp_path: Path) -> None:
+    data = tmp_path / "botocore" / "data"
+    for service in ("dynamodb", "sts", "ec2", "s3"):
+        (data / service / "2012-08-10").mkdir(parents=True)
+    (data / "endpoints.json").write_text("{}")
+
+    removed = trim_botocore_data(tmp_path)
+
+    assert removed == ["ec2", "s3"]
+    assert sorted(p.name for p in data.iterdir()) == ["dynamodb", "endpoints.json", "sts"]

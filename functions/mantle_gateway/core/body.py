@@ -20,6 +20,16 @@ class ParsedBody:
     stream: bool
 
 
+def _printable_text(value: str) -> bool:
+    """Printable and valid Unicode (a JSON `\\ud800` escape is neither): the model id is
+    written to the ledger and the logs, which must never fail to encode it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return value.isprintable()
+
+
 def check_size(body: bytes, limit: int) -> None:
     if len(body) > limit:
         raise RequestTooLargeError(
@@ -29,16 +39,17 @@ def check_size(body: bytes, limit: int) -> None:
 
 def parse(body: bytes) -> ParsedBody:
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        data = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise InvalidRequestError("Request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("Request body must be a JSON object.")
     model = data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequestError("You must provide a model parameter.", param="model")
-    if len(model) > 256:
-        raise InvalidRequestError("The model parameter is too long.", param="model")
+    if len(model) > 256 or not _printable_text(model):
+        raise InvalidRequestError("The model parameter is not a valid model id.", param="model")
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequestError("The stream parameter must be a boolean.", param="stream")

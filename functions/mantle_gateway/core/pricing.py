@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 from mantle_gateway.core.usage import TokenCounts
 
 _MILLION = Decimal(1_000_000)
+MAX_OUTPUT_TOKENS = 10_000_000
+"""No model writes more in one answer; a larger `max_tokens` is reserved as this many."""
+_EXACT = Context(prec=60)
 COST_QUANTUM = Decimal("1e-10")
 
 
@@ -63,12 +66,13 @@ class PriceTable:
             return None
         cached = min(tokens.cached, tokens.input)
         cached_rate = price.cached if price.cached is not None else price.input
-        total = (
-            (tokens.input - cached) * price.input
-            + cached * cached_rate
-            + tokens.output * price.output
-        ) / _MILLION
-        return total.quantize(COST_QUANTUM)
+        with localcontext(_EXACT):
+            total = (
+                (tokens.input - cached) * price.input
+                + cached * cached_rate
+                + tokens.output * price.output
+            ) / _MILLION
+            return total.quantize(COST_QUANTUM)
 
 
 def worst_case_tokens(body: dict[str, object], body_bytes: int, default_output: int) -> TokenCounts:
@@ -82,7 +86,7 @@ def worst_case_tokens(body: dict[str, object], body_bytes: int, default_output: 
         ),
         default_output,
     )
-    return TokenCounts(input=max(1, body_bytes // 4), output=max(0, cap))
+    return TokenCounts(input=max(1, body_bytes // 4), output=min(max(0, cap), MAX_OUTPUT_TOKENS))
 
 
 def _dec(value: float | None, default: Decimal | None) -> Decimal:

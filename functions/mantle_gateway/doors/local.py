@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import Any, Protocol
 
 from mantle_gateway.errors import RequestTooLargeError
 from mantle_gateway.messages import GatewayRequest, GatewayResponse, normalize_headers
@@ -56,6 +56,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other method reaches the core too (405 or 404 there), not http.server's 501."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _serve(self) -> None:
         body = self._read_body()

@@ -7,8 +7,9 @@ Bytes are forwarded as each event completes (never buffered to the end). On the 
 - adds `event: <type>` lines to data-only Responses frames (strict clients key off them);
 - reports the stored-response id the first time it appears, before forwarding that event;
 - ends a broken or cut stream with one SSE error event and `data: [DONE]`.
-When the iterator ends for any reason (last byte, client gone, upstream gone, deadline) it
-calls `on_finish` once with what it observed, so usage is recorded in every case.
+When the door closes it — after the last byte, or early because the client went away — it calls
+`on_finish` once with what it observed, so usage is recorded in every case, and never while the
+client still waits for the end of the body.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Relay:
         self._clock = clock
         self.observed = Observation()
         self._gen = self._run()
+        self._finished = False
 
     def __iter__(self) -> Relay:
         return self
@@ -68,7 +70,12 @@ class Relay:
         return next(self._gen)
 
     def close(self) -> None:
-        self._gen.close()
+        try:
+            self._gen.close()
+        finally:
+            if not self._finished:
+                self._finished = True
+                self._on_finish(self.observed)
 
     def _run(self) -> Generator[bytes, None, None]:
         obs = self.observed
@@ -99,7 +106,6 @@ class Relay:
             close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
-            self._on_finish(obs)
 
     def _out_of_time(self) -> bool:
         if self._deadline is None or self._clock is None:

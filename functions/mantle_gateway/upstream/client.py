@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -18,6 +19,9 @@ from mantle_gateway.errors import UpstreamError, UpstreamTimeoutError
 
 _DEADLINE_MARGIN = 1.0
 """Seconds kept back from the Lambda deadline so the gateway can still end the answer cleanly."""
+
+
+_NO_COOKIES = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 class StreamBroken(Exception):
@@ -44,6 +48,7 @@ class UpstreamClient:
         self._clock = clock
         self._client = httpx.Client(
             transport=transport,
+            cookies=_NO_COOKIES,  # a cookie from Mantle must never ride along with another key
             follow_redirects=False,  # a signed request must never be replayed elsewhere
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),

@@ -14,26 +14,34 @@ on every request so a refreshed Lambda role session is picked up without a resta
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from mantle_gateway.errors import UpstreamError
+from mantle_gateway.errors import InvalidRequestError, UpstreamError
 
 if TYPE_CHECKING:
     from botocore.credentials import ReadOnlyCredentials
 
 SERVICE = "bedrock-mantle"
+_FIELD_VALUE = re.compile(r"[\x20-\x7e\t]{0,8192}")
+"""Visible ASCII, space and tab: what every hop (httpx, h11, SigV4 canonical form) accepts."""
 _FORWARDED_EXACT = frozenset({"openai-project"})
 _FORWARDED_PREFIXES = ("x-amzn-bedrock-", "x-amzn-mantle-")
 GUARDRAIL_PREFIX = "x-amzn-bedrock-guardrail"
 
 
 def forwarded_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
+    """The client headers that go up; a value that cannot go up unchanged is refused (400):
+    dropping it would silently change the request (an `OpenAI-Project` header lost bills the
+    default project), and a control character must never reach the signed request."""
     out: dict[str, str] = {}
     for name, value in client_headers.items():
         if name in _FORWARDED_EXACT or name.startswith(_FORWARDED_PREFIXES):
-            if "\r" in value or "\n" in value:
-                continue  # never let a header value smuggle another header upstream
+            if not _FIELD_VALUE.fullmatch(value):
+                raise InvalidRequestError(
+                    f"Header {name} has characters that cannot be forwarded.", param=name
+                )
             out[name] = value
     return out
 

@@ -21,7 +21,10 @@ def chat_stream(include_usage: bool) -> list[bytes]:
 
 
 def run(relay: Relay) -> bytes:
-    return b"".join(relay)
+    """As a door does: read to the end, then close (which is when usage is recorded)."""
+    out = b"".join(relay)
+    relay.close()
+    return out
 
 
 def finish_box() -> tuple[list[Observation], object]:
@@ -50,7 +53,9 @@ def test_bytes_split_mid_event_still_forward_whole_events() -> None:
     whole = b"".join(chat_stream(True))
     pieces = [whole[i : i + 7] for i in range(0, len(whole), 7)]
     _, finish = finish_box()
-    out = list(Relay(iter(pieces), surface="chat_completions", on_finish=finish))
+    relay = Relay(iter(pieces), surface="chat_completions", on_finish=finish)
+    out = list(relay)
+    relay.close()
     assert b"".join(out) == whole
     assert all(piece.endswith(b"\n\n") for piece in out)
 
@@ -111,3 +116,14 @@ def test_deadline_ends_the_stream_cleanly() -> None:
     out = run(relay)
     assert out.endswith(DONE)
     assert box[0].outcome == "deadline"
+
+
+def test_usage_is_recorded_when_the_door_closes_not_before_the_last_byte() -> None:
+    box, finish = finish_box()
+    relay = Relay(iter(chat_stream(True)), surface="chat_completions", on_finish=finish)
+    assert b"".join(relay).endswith(DONE)
+    assert box == [], "the client may still be waiting for the end of the body"
+    relay.close()
+    relay.close()
+    assert len(box) == 1
+    assert box[0].outcome is None

@@ -1,0 +1,99 @@
+"""Measure 5a: cold import time, each figure a fresh interpreter (median of repetitions).
+
+- the handler module alone (`mantle_gateway.doors.lambda_entry`), the figure the target names;
+  it defers building the gateway to the first request, so that alone says little about a cold
+  start, hence also
+- "to first request": the handler plus everything the first request adds before any network:
+  `wiring.build` (settings, the httpx pool with its TLS context, the stores, Powertools), the
+  SigV4 signer and the DynamoDB client (botocore loads its service model here);
+- the same from the real Lambda bundle as built (no .pyc: pip `--no-compile`, `__pycache__`
+  excluded, and /var/task is read-only, so Lambda compiles every module on every cold start),
+  and from that bundle once compiled, to show what shipping bytecode would save;
+- the bare dependencies, and the streaming runtime of the layer, for comparison.
+Times are measured inside the child with `time.perf_counter()` around the imports, so the
+interpreter's own start-up is left out.
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.procs import REPO
+from bench.stats import median
+
+HANDLER = "import mantle_gateway.doors.lambda_entry"
+FIRST_REQUEST = """
+import mantle_gateway.doors.lambda_entry
+from mantle_gateway import wiring
+from mantle_gateway.settings import Settings
+from mantle_gateway.store.dynamo import Dynamo
+from mantle_gateway.upstream.signing import static_credentials
+import botocore.auth
+local = "http://127.0.0.1:9"
+env = {"AWS_REGION": "us-east-1", "MANTLE_ENDPOINT_URL": local, "AWS_ENDPOINT_URL_DYNAMODB": local}
+wiring.build(Settings.from_env(env), credentials=static_credentials("bench", "bench"))
+Dynamo(region="us-east-1", endpoint_url=local).client
+"""
+DEPENDENCIES = ("httpx", "botocore.session", "aws_lambda_powertools")
+LAYER = "import streaming_runtime.bootstrap"
+
+_CHILD = """
+import sys, time
+sys.path[:0] = {path!r}
+start = time.perf_counter()
+exec(compile({body!r}, "<bench>", "exec"))
+print(repr(time.perf_counter() - start))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ColdStart:
+    handler: float
+    first_request: float
+    dependencies: dict[str, float]
+    layer: float
+    bundle_no_pyc: float | None
+    bundle_pyc: float | None
+
+
+def measure(repeats: int, bundle: Path | None) -> ColdStart:
+    def timed(body: str, **options: object) -> float:
+        return median([_run(body, **options) for _ in range(repeats)])  # type: ignore[arg-type]
+
+    no_pyc = with_pyc = None
+    if bundle is not None:
+        # -S: no site-packages (only the bundle and the standard library), -B: write no .pyc.
+        no_pyc = timed(FIRST_REQUEST, path=[str(bundle)], flags=["-S", "-B"])
+        compileall.compile_dir(bundle, quiet=1, workers=2)
+        with_pyc = timed(FIRST_REQUEST, path=[str(bundle)], flags=["-S", "-B"])
+    return ColdStart(
+        handler=timed(HANDLER),
+        first_request=timed(FIRST_REQUEST),
+        dependencies={name: timed(f"import {name}") for name in DEPENDENCIES},
+        layer=timed(LAYER, path=[str(REPO / "layers" / "streaming_runtime")]),
+        bundle_no_pyc=no_pyc,
+        bundle_pyc=with_pyc,
+    )
+
+
+def _run(body: str, path: Sequence[str] = (), flags: Sequence[str] = ()) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = _CHILD.format(path=list(path), body=body)
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cold import failed: {done.stderr.strip()[-1500:]}")
+    return float(done.stdout.strip().splitlines()[-1])

@@ -1,0 +1,177 @@
+"""Measures 1 and 3, the DynamoDB round trip their target is built from, and where CPU goes.
+
+Added latency is a difference of percentiles taken in the same repetition (gateway p50 minus
+direct p50, gateway p99 minus direct p99), then the median over repetitions; the sides take
+turns going first so slow drift favours neither. "Settled" runs wait, untimed, for the gateway
+to finish each request's usage write before sending the next one on the same connection; the
+back-to-back run does not, and so shows what that write costs a client that does not pause.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench import client, load, payloads
+from bench.config import Sizes
+from bench.roundtrips import before_upstream_ms
+from bench.stack import Stack
+from bench.stats import median, percentile
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """Seconds; each field the median over repetitions."""
+
+    direct_p50: float
+    gateway_p50: float
+    added_p50: float
+    direct_p99: float
+    gateway_p99: float
+    added_p99: float
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyResult:
+    c1: Added
+    c1_back_to_back: Added
+    concurrent: Added
+    concurrency: int
+    ttfb: Added
+    stream_tail: Added
+    """From the `data: [DONE]` chunk to the end of the body: what the client waits on after
+    the last event (the gateway's usage write when it sits before the final chunk)."""
+    dynamodb_before_upstream: float = 0.0
+    """Seconds per request the gateway spent in DynamoDB calls before its upstream call (p50,
+    timed inside the gateway process during the settled concurrency-1 run)."""
+    cpu_per_request: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per gateway request of each process, during the back-to-back run."""
+
+
+def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
+    body = payloads.chat_body(payloads.NON_STREAM_TOKENS, stream=False)
+    stream_body = payloads.chat_body(payloads.NON_STREAM_TOKENS, stream=True)
+    runs: dict[str, list[Added]] = {"c1": [], "b2b": [], "cn": [], "ttfb": [], "tail": []}
+    cpu: list[dict[str, float]] = []
+    in_dynamodb: list[float] = []
+    for rep in range(sizes.repeats):
+        pair = _Pair(stack, first_direct=rep % 2 == 0)
+        runs["c1"].append(pair.run(body, 1, sizes.requests_c1, client.timed_post))
+        in_dynamodb.append(percentile(before_upstream_ms(stack.admin("marks")["marks"]), 50))
+        runs["b2b"].append(pair.run(body, 1, sizes.requests_c1, client.timed_post, settle=False))
+        cpu.append(pair.gateway_cpu)
+        runs["cn"].append(
+            pair.run(body, sizes.concurrency, sizes.requests_per_worker, client.timed_post)
+        )
+        runs["ttfb"].append(pair.run(stream_body, 1, sizes.ttfb_requests, client.first_byte))
+        runs["tail"].append(pair.run(stream_body, 1, sizes.ttfb_requests, client.done_to_end))
+    return LatencyResult(
+        c1=_median(runs["c1"]),
+        c1_back_to_back=_median(runs["b2b"]),
+        concurrent=_median(runs["cn"]),
+        concurrency=sizes.concurrency,
+        ttfb=_median(runs["ttfb"]),
+        stream_tail=_median(runs["tail"]),
+        dynamodb_before_upstream=median(in_dynamodb) / 1000.0,
+        cpu_per_request={k: median([c[k] for c in cpu]) for k in cpu[0]},
+    )
+
+
+@dataclass(slots=True)
+class _Pair:
+    """One direct run and one gateway run of the same load, the gateway on fresh tables."""
+
+    stack: Stack
+    first_direct: bool
+    gateway_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per request of each process during the last gateway run."""
+
+    def run(
+        self, body: bytes, workers: int, per_worker: int, timer: load.Timer, *, settle: bool = True
+    ) -> Added:
+        direct = client.direct(self.stack.simulator_url)
+        gateway = client.via_gateway(self.stack.gateway_url, self.stack.fresh_key().secret)
+        self.stack.admin("marks")  # from here on, only this run's gateway requests are marked
+        order = (direct, gateway) if self.first_direct else (gateway, direct)
+        samples: dict[bool, list[float]] = {}
+        for target in order:
+            before = self.stack.cpu_seconds()
+            samples[target is direct] = load.run(
+                target,
+                body,
+                workers=workers,
+                per_worker=per_worker,
+                timer=timer,
+                settle=self.stack.settle if settle else None,
+            )
+            if target is gateway:
+                after, count = self.stack.cpu_seconds(), workers * (per_worker + load.WARMUP)
+                self.gateway_cpu = {k: (after[k] - before[k]) / count for k in after}
+        d, g = samples[True], samples[False]
+        d50, d99 = percentile(d, 50), percentile(d, 99)
+        g50, g99 = percentile(g, 50), percentile(g, 99)
+        return Added(d50, g50, g50 - d50, d99, g99, g99 - d99)
+
+
+def _median(runs: list[Added]) -> Added:
+    def pick(value: Callable[[Added], float]) -> float:
+        return median([value(r) for r in runs])
+
+    return Added(
+        pick(lambda a: a.direct_p50),
+        pick(lambda a: a.gateway_p50),
+        pick(lambda a: a.added_p50),
+        pick(lambda a: a.direct_p99),
+        pick(lambda a: a.gateway_p99),
+        pick(lambda a: a.added_p99),
+    )
+
+
+def dynamodb_round_trip(stack: Stack, sizes: Sizes, *, callers: int = 1) -> float:
+    """Median over repetitions of the p50 of a consistent GetItem of the key's item, made with
+    the same botocore client code the gateway uses (`store.dynamo.Dynamo`), by `callers`
+    threads at once (1: the unloaded round trip; the load test's concurrency: moto under load)."""
+    from mantle_gateway import schema
+    from mantle_gateway.store.dynamo import Dynamo
+
+    dynamo = Dynamo(region="us-east-1", endpoint_url=stack.dynamodb_url)
+    key = stack.fresh_key()
+    request = {
+        "TableName": stack.settings.keys_table,
+        "Key": {schema.KEYS_PK: {"S": key.record.digest}},
+        "ConsistentRead": True,
+    }
+
+    def once() -> float:
+        start = time.perf_counter()
+        answer = dynamo.client.get_item(**request)  # type: ignore[arg-type]
+        elapsed = time.perf_counter() - start
+        if "Item" not in answer:
+            raise RuntimeError("the bench key is missing from DynamoDB")
+        return elapsed
+
+    per_caller = max(1, sizes.rtt_samples // callers)
+
+    def repetition() -> float:
+        samples: list[float] = []
+        lock = threading.Lock()
+
+        def call() -> None:
+            for _ in range(3):
+                once()
+            mine = [once() for _ in range(per_caller)]
+            with lock:
+                samples.extend(mine)
+
+        threads = [threading.Thread(target=call) for _ in range(callers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if len(samples) != per_caller * callers:
+            raise RuntimeError("a DynamoDB round-trip caller failed")
+        return percentile(samples, 50)
+
+    return median([repetition() for _ in range(sizes.repeats)])

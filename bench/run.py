@@ -1,0 +1,49 @@
+"""One benchmark run: every measure in order, against one set of servers, into one table.
+
+In-process measures run first, while no server exists to compete for the CPU; then the servers
+start and the network measures run against them; the package is built and the cold imports
+timed last, after the servers are gone. Progress goes to stderr so stdout is only the table.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import coldstart, cpu, latency, package, report, roundtrips, streaming
+from bench.config import Sizes
+from bench.stack import Stack
+from bench.table import Table
+
+
+def run(sizes: Sizes) -> Table:
+    started = time.monotonic()
+
+    def step(what: str) -> None:
+        print(f"[bench {time.monotonic() - started:5.1f}s] {what}", file=sys.stderr, flush=True)
+
+    step("gateway CPU per request, in process")
+    core = cpu.measure(sizes)
+    step("SSE relay, in process")
+    relay = streaming.in_process(sizes)
+    step("starting DynamoDB (moto), the Mantle simulator and the gateway")
+    with Stack() as stack:
+        step("DynamoDB round trip")
+        rtt = latency.dynamodb_round_trip(stack, sizes)
+        rtt_concurrent = latency.dynamodb_round_trip(stack, sizes, callers=sizes.concurrency)
+        step("DynamoDB calls per request, counted")
+        trips = roundtrips.measure(stack, sizes)
+        step("added latency and time to first byte")
+        lat = latency.measure(stack, sizes)
+        step(f"{sizes.stream_events}-event stream through the gateway")
+        stream = streaming.through_gateway(stack, sizes)
+    with tempfile.TemporaryDirectory(prefix="bench-package-") as workdir:
+        step("deployment package and layer" + (" (layer only)" if not sizes.package else ""))
+        packages = package.build(Path(workdir), with_dependencies=sizes.package)
+        step("cold imports")
+        cold = coldstart.measure(sizes.import_repeats, packages.function_dir)
+    step("done")
+    measured = report.Measured(rtt, rtt_concurrent, lat, core, trips, stream, relay, cold, packages)
+    return report.table(sizes, measured)

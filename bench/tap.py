@@ -1,0 +1,184 @@
+"""What the bench adds inside the gateway's process, without touching the core.
+
+- `CallLog`: ordered marks — `request` (the door handed a request to the core), `dynamodb <Op>`
+  (botocore `before-call`/`after-call` hooks on the gateway's own DynamoDB client, with the
+  call's duration), `upstream` (the SigV4 credentials were asked for, which the signer does
+  right before the upstream call), `returned` (the core handed the answer back to the door) and
+  `closed` (the door closes the answer, after its last byte went to the socket). Counting
+  DynamoDB calls between those marks splits them into before-upstream / during the answer /
+  after the last byte.
+- `Tap`: wraps the `Gateway` as the local door's handler and answers `/__bench/*` itself: the
+  marks, the process's memory (resident set and its high-water mark, which Linux lets a process
+  reset through `/proc/self/clear_refs`), and `settled?id=…`, which returns once that request's
+  answer is closed and its usage written. A client that waits for it before its next request
+  times each request alone, not queued behind the previous one's usage write on the same
+  keep-alive connection (the door, like a Lambda instance, serves one request at a time).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from mantle_gateway.messages import GatewayRequest, GatewayResponse
+
+if TYPE_CHECKING:
+    from botocore.credentials import ReadOnlyCredentials
+
+    from mantle_gateway.core.pipeline import Gateway
+    from mantle_gateway.store.dynamo import Dynamo
+
+ADMIN_PREFIX = "/__bench/"
+REQUEST_ID_HEADER = "x-gateway-request-id"
+
+
+class CallLog:
+    """Marks as `[kind, detail, milliseconds, perf_counter]` lists, in the order they happened
+    (milliseconds: a DynamoDB call's duration, else 0)."""
+
+    def __init__(self) -> None:
+        self._marks: list[list[Any]] = []
+        self._lock = threading.Lock()
+        self._open = threading.local()
+
+    def mark(self, kind: str, detail: str = "") -> list[Any]:
+        entry: list[Any] = [kind, detail, 0.0, time.perf_counter()]
+        with self._lock:
+            self._marks.append(entry)
+        return entry
+
+    def drain(self) -> list[list[Any]]:
+        with self._lock:
+            marks, self._marks = self._marks, []
+        return marks
+
+    def watch(self, dynamo: Dynamo) -> None:
+        """Mark every API call the gateway's DynamoDB client makes, with how long it took
+        (`before-call` to `after-call`: serialization, the HTTP round trip and parsing)."""
+
+        def before_call(model: Any, **_: Any) -> None:
+            self._open.call = (self.mark("dynamodb", str(model.name)), time.perf_counter())
+
+        def after_call(**_: Any) -> None:
+            entry, started = self._open.call
+            entry[2] = (time.perf_counter() - started) * 1000.0
+
+        events = dynamo.client.meta.events
+        events.register("before-call.dynamodb.*", before_call)
+        events.register("after-call.dynamodb.*", after_call)
+
+    def marking(
+        self, credentials: Callable[[], ReadOnlyCredentials | None]
+    ) -> Callable[[], ReadOnlyCredentials | None]:
+        """The signer resolves credentials once per upstream call, just before sending it."""
+
+        def current() -> ReadOnlyCredentials | None:
+            self.mark("upstream")
+            return credentials()
+
+        return current
+
+
+class _Pending:
+    """Request ids whose answer is not closed yet (closing includes the usage write)."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._changed = threading.Condition()
+
+    def add(self, request_id: str) -> None:
+        with self._changed:
+            self._ids.add(request_id)
+
+    def done(self, request_id: str) -> None:
+        with self._changed:
+            self._ids.discard(request_id)
+            self._changed.notify_all()
+
+    def wait(self, request_id: str, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: request_id not in self._ids, timeout)
+
+
+class _MarkedResponse(GatewayResponse):
+    """The core's answer, marking `closed` when the door closes it, which the door does once
+    the last byte is on the socket; the core writes usage in that `close()`."""
+
+    __slots__ = ("_id", "_log", "_pending")
+
+    def __init__(
+        self, inner: GatewayResponse, log: CallLog, pending: _Pending, request_id: str
+    ) -> None:
+        super().__init__(inner.status, inner.headers, inner.body, inner.on_close)
+        self._log, self._pending, self._id = log, pending, request_id
+        pending.add(request_id)
+
+    def close(self) -> None:
+        self._log.mark("closed")
+        try:
+            super().close()
+        finally:
+            self._pending.done(self._id)
+
+
+class Tap:
+    """The local door's handler: the gateway plus the `/__bench/*` control answers."""
+
+    def __init__(self, gateway: Gateway, log: CallLog) -> None:
+        self._gateway = gateway
+        self._log = log
+        self._pending = _Pending()
+
+    def handle(self, request: GatewayRequest) -> GatewayResponse:
+        if request.path.startswith(ADMIN_PREFIX):
+            return _json(self._admin(request.path.removeprefix(ADMIN_PREFIX), request.query))
+        self._log.mark("request")
+        response = self._gateway.handle(request)
+        self._log.mark("returned")
+        request_id = response.header(REQUEST_ID_HEADER) or ""
+        return _MarkedResponse(response, self._log, self._pending, request_id)
+
+    def _admin(self, action: str, query: str) -> dict[str, Any]:
+        if action == "marks":
+            return {"marks": self._log.drain()}
+        if action == "settled":
+            request_id = parse_qs(query).get("id", [""])[0]
+            return {"settled": self._pending.wait(request_id, timeout=30.0)}
+        if action == "memory/reset":
+            return {"reset": reset_peak_memory(), **memory()}
+        if action == "memory":
+            return memory()
+        return {"error": f"unknown action {action}"}
+
+
+def memory() -> dict[str, int]:
+    """Resident set and its high-water mark in KiB, from /proc (0 where not available)."""
+    values = {"rss_kib": 0, "hwm_kib": 0}
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    values["rss_kib"] = int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    values["hwm_kib"] = int(line.split()[1])
+    except OSError:
+        pass
+    return values
+
+
+def reset_peak_memory() -> bool:
+    """Reset VmHWM to the current RSS (Linux ≥ 4.0: write 5 to clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _json(value: dict[str, Any]) -> GatewayResponse:
+    return GatewayResponse(200, [("content-type", "application/json")], json.dumps(value).encode())
