@@ -76,6 +76,10 @@ def metric(name: str, value: float = 1.0) -> None:
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     with single_metric(
-        name=name, unit=MetricUnit.Count, value=value, namespace=str(_metrics["namespace"])
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=str(_metrics["namespace"]),
+        default_dimensions={"service": SERVICE},  # what the stack's alarms select on
     ):
         pass

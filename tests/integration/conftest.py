@@ -58,6 +58,7 @@ def settings(dynamodb: EmbeddedDynamoDB, sim: simulator.Simulator) -> Settings:
             "MANTLE_ENDPOINT_URL": sim.url,
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint_url,
             "UPSTREAM_READ_TIMEOUT_SECONDS": "5",
+            "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines are checked in unit tests
         }
     )
     create_tables(Dynamo(region="us-east-1", endpoint_url=dynamodb.endpoint_url), settings)

@@ -50,7 +50,9 @@ def parse(body: bytes) -> ParsedBody:
         raise InvalidRequestError("You must provide a model parameter.", param="model")
     if len(model) > 256 or not _printable_text(model):
         raise InvalidRequestError("The model parameter is not a valid model id.", param="model")
-    stream = data.get("stream", False)
+    stream = data.get("stream")
+    if stream is None:
+        stream = False  # OpenAI documents `stream` as "boolean or null"
     if not isinstance(stream, bool):
         raise InvalidRequestError("The stream parameter must be a boolean.", param="stream")
     return ParsedBody(data, model, stream)

@@ -7,6 +7,7 @@ learns of the disconnect and records usage for what was sent.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,11 +42,14 @@ class LocalServer(ThreadingHTTPServer):
         return thread
 
 
+_DIGITS = re.compile(r"[0-9]{1,15}")
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120
+    """Seconds a client may stay silent mid-request (or not read) before its thread is freed."""
     server: LocalServer
 
     def setup(self) -> None:
@@ -88,10 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             self._refuse(411, b"chunked request bodies are not accepted; send Content-Length")
             return None
-        try:
-            length = int(self.headers.get("content-length") or 0)
-        except ValueError:
-            length = -1
+        raw_length = (self.headers.get("content-length") or "0").strip()
+        length = int(raw_length) if _DIGITS.fullmatch(raw_length) else -1
         if length < 0:
             self._refuse(400, b"invalid Content-Length")
             return None

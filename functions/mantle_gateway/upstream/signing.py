@@ -42,7 +42,9 @@ def forwarded_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
                 raise InvalidRequestError(
                     f"Header {name} has characters that cannot be forwarded.", param=name
                 )
-            out[name] = value
+            # SigV4 canonicalizes a value by collapsing its whitespace; send it that way too, so
+            # what goes on the wire is what was signed whichever way a verifier reads tabs.
+            out[name] = " ".join(value.split())
     return out
 
 

@@ -32,6 +32,10 @@ def test_invalid_bodies_are_400(raw: bytes) -> None:
     assert info.value.status == 400
 
 
+def test_stream_null_means_not_streamed() -> None:
+    assert body.parse(b'{"model":"m","stream":null}').stream is False
+
+
 def test_size_limit_is_413() -> None:
     body.check_size(b"x" * 10, 10)
     with pytest.raises(RequestTooLargeError) as info:

@@ -34,6 +34,10 @@ def test_a_forwarded_value_that_cannot_go_up_unchanged_is_a_400(value: str) -> N
     assert info.value.param == "openai-project"
 
 
+def test_whitespace_in_a_forwarded_value_is_sent_as_signed() -> None:
+    assert forwarded_headers({"openai-project": " a\tb  c "}) == {"openai-project": "a b c"}
+
+
 def test_sigv4_signs_everything_it_is_given_with_the_body_hash() -> None:
     creds = ReadOnlyCredentials("AKID", "SECRET", "TOKEN")
     signer = SigV4Signer(lambda: creds, "us-east-1")
