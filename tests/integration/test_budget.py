@@ -65,3 +65,27 @@ def test_reservation_released_when_upstream_refuses(
     counters = LimitsStore(dynamo, settings.limits_table).spend(record.key_id, month)
     assert counters["committed_usd"] == 0
     assert counters["spent_usd"] == 0
+
+
+def test_rate_limit_and_budget_together(
+    start_gateway, new_key, sim, usage_items, settings, dynamo
+) -> None:
+    """Both checks run at once; a rate refusal gives the reservation back, and a budget refusal
+    still carries the rate-limit headers."""
+    door = start_gateway()
+    key, record = new_key(monthly_budget_usd=Decimal("5"), rpm=1)
+    assert chat(door.url, key).status_code == 200
+    usage_items(record.key_id)
+    refused = chat(door.url, key)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    month = datetime.now(UTC).strftime("%Y-%m")
+    counters = LimitsStore(dynamo, settings.limits_table).spend(record.key_id, month)
+    assert counters["committed_usd"] == counters["spent_usd"], "the refused request's reservation"
+
+    broke, _ = new_key(monthly_budget_usd=Decimal("0"), rpm=5)
+    answer = chat(door.url, broke)
+    assert answer.json()["error"]["code"] == "budget_exceeded"
+    assert answer.headers["x-ratelimit-limit-requests"] == "5"
+    assert answer.headers["x-ratelimit-remaining-requests"] == "4"
+    assert len(sim.requests) == 1

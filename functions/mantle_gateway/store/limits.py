@@ -113,6 +113,8 @@ class LimitsStore:
 
     def reserve(self, key_id: str, month: str, budget: Decimal, amount: Decimal) -> bool:
         """Reserve `amount` against the month unless the committed sum already reached `budget`."""
+        if budget <= 0:
+            return False  # nothing committed yet would otherwise pass the condition below
         try:
             self._dynamo.call(
                 lambda c: c.update_item(
