@@ -17,110 +17,28 @@ bundling options' environment to make a dependency change produce a new asset.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import shutil
 import subprocess
-import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
-Runner = Callable[[Sequence[str]], None]
-
-# Left out of the Lambda bundle (and of the asset fingerprint): the local-only packages, tests,
-# caches and packaging leftovers. Pattern rules: a pattern without "/" matches a file or folder
-# name at any depth; "**/NAME" likewise; anything else is a path from the source root.
-FUNCTION_EXCLUDES: tuple[str, ...] = (
-    "mantle_gateway/simulator",
-    "mantle_gateway/cli",
-    "tests",
-    "__pycache__",
-    "*.pyc",
-    "*.egg-info",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".DS_Store",
+from infra.packaging import (
+    FUNCTION_EXCLUDES,
+    LAYER_EXCLUDES,
+    PIP_PLATFORMS,
+    BundlingError,
+    Runner,
+    copy_sources,
+    pip_command,
+    run_command,
+    trim_botocore_data,
 )
-
-_PIP_PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
-
-
-class BundlingError(RuntimeError):
-    """pip could not build the Lambda bundle; the message says how to synthesize without it."""
-
-
-def _run(command: Sequence[str]) -> None:
-    subprocess.run(list(command), check=True)
-
-
-def is_excluded(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
-    """Whether `relative` (a path inside the source folder) or one of its parents is excluded."""
-    text = relative.as_posix()
-    for pattern in patterns:
-        name_pattern = pattern.removeprefix("**/")
-        if "/" not in name_pattern:
-            if any(fnmatch.fnmatchcase(part, name_pattern) for part in relative.parts):
-                return True
-        elif fnmatch.fnmatchcase(text, pattern) or text.startswith(pattern.rstrip("/") + "/"):
-            return True
-    return False
-
-
-def copy_sources(source: Path, target: Path, excludes: Sequence[str]) -> list[str]:
-    """Copy the non-excluded files of `source` into `target`; returns their relative paths."""
-    copied: list[str] = []
-    for path in sorted(source.rglob("*")):
-        relative = PurePosixPath(path.relative_to(source).as_posix())
-        if is_excluded(relative, excludes) or path.is_dir():
-            continue
-        destination = target / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, destination)
-        copied.append(relative.as_posix())
-    return copied
-
-
-def pip_command(
-    *, requirements: Path, target: Path, python_version: str, platform: str
-) -> list[str]:
-    """The pip call that fetches Lambda-compatible wheels on any host (binary wheels only)."""
-    return [
-        sys.executable, "-m", "pip", "install",
-        "--platform", platform,
-        "--implementation", "cp",
-        "--python-version", python_version,
-        "--only-binary=:all:",
-        "--no-compile",
-        "--disable-pip-version-check",
-        "--quiet",
-        "-r", str(requirements),
-        "-t", str(target),
-    ]  # fmt: skip
-
-
-BOTOCORE_SERVICES_KEPT: tuple[str, ...] = ("dynamodb", "sts", "sso", "sso-oidc")
-"""botocore ships ~400 service models (most of its 26 MiB); the function calls DynamoDB only
-(STS/SSO are kept for the credential chain). The root files (endpoints, partitions, retry
-and default configuration) stay."""
-
-
-def trim_botocore_data(target: Path, keep: Sequence[str] = BOTOCORE_SERVICES_KEPT) -> list[str]:
-    """Delete the service models the function never loads; returns the removed service names."""
-    data = target / "botocore" / "data"
-    if not data.is_dir():
-        return []
-    removed = []
-    for service in sorted(p for p in data.iterdir() if p.is_dir()):
-        if service.name not in keep:
-            shutil.rmtree(service)
-            removed.append(service.name)
-    return removed
 
 
 @jsii.implements(ILocalBundling)
@@ -135,7 +53,7 @@ class LocalPythonBundling:
         excludes: Sequence[str],
         python_version: str,
         platform: str,
-        run: Runner = _run,
+        run: Runner = run_command,
     ) -> None:
         self.source_dir = source_dir
         self.requirements = requirements
@@ -178,7 +96,7 @@ def python_function_code(
 ) -> lambda_.Code:
     """The function's code asset: sources from `source_dir` plus pinned runtime dependencies."""
     python_version = runtime.name.removeprefix("python")
-    platform = _PIP_PLATFORMS[architecture.name]
+    platform = PIP_PLATFORMS[architecture.name]
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     bundler = LocalPythonBundling(
         source_dir=source_dir,
@@ -201,9 +119,6 @@ def python_function_code(
             },
         ),
     )
-
-
-LAYER_EXCLUDES: tuple[str, ...] = ("__pycache__", "*.pyc", "tests", ".gitkeep", ".DS_Store")
 
 
 def layer_code(*, layer_dir: Path) -> lambda_.Code:

@@ -1,0 +1,108 @@
+"""How the Lambda bundle is made, with no CDK import: what is left out, the pip call for the
+Lambda platform, copying sources, trimming botocore. `infra/bundling.py` runs it inside CDK's
+asset staging; `bench/` builds the same bundle to measure it without starting jsii.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+
+Runner = Callable[[Sequence[str]], None]
+
+# Left out of the Lambda bundle (and of the asset fingerprint): the local-only packages, tests,
+# caches and packaging leftovers. Pattern rules: a pattern without "/" matches a file or folder
+# name at any depth; "**/NAME" likewise; anything else is a path from the source root.
+FUNCTION_EXCLUDES: tuple[str, ...] = (
+    "mantle_gateway/simulator",
+    "mantle_gateway/cli",
+    "tests",
+    "__pycache__",
+    "*.pyc",
+    "*.egg-info",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".DS_Store",
+)
+
+PIP_PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+
+
+class BundlingError(RuntimeError):
+    """pip could not build the Lambda bundle; the message says how to synthesize without it."""
+
+
+def run_command(command: Sequence[str]) -> None:
+    subprocess.run(list(command), check=True)
+
+
+def is_excluded(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
+    """Whether `relative` (a path inside the source folder) or one of its parents is excluded."""
+    text = relative.as_posix()
+    for pattern in patterns:
+        name_pattern = pattern.removeprefix("**/")
+        if "/" not in name_pattern:
+            if any(fnmatch.fnmatchcase(part, name_pattern) for part in relative.parts):
+                return True
+        elif fnmatch.fnmatchcase(text, pattern) or text.startswith(pattern.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def copy_sources(source: Path, target: Path, excludes: Sequence[str]) -> list[str]:
+    """Copy the non-excluded files of `source` into `target`; returns their relative paths."""
+    copied: list[str] = []
+    for path in sorted(source.rglob("*")):
+        relative = PurePosixPath(path.relative_to(source).as_posix())
+        if is_excluded(relative, excludes) or path.is_dir():
+            continue
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+        copied.append(relative.as_posix())
+    return copied
+
+
+def pip_command(
+    *, requirements: Path, target: Path, python_version: str, platform: str
+) -> list[str]:
+    """The pip call that fetches Lambda-compatible wheels on any host (binary wheels only)."""
+    return [
+        sys.executable, "-m", "pip", "install",
+        "--platform", platform,
+        "--implementation", "cp",
+        "--python-version", python_version,
+        "--only-binary=:all:",
+        "--no-compile",
+        "--disable-pip-version-check",
+        "--quiet",
+        "-r", str(requirements),
+        "-t", str(target),
+    ]  # fmt: skip
+
+
+BOTOCORE_SERVICES_KEPT: tuple[str, ...] = ("dynamodb", "sts", "sso", "sso-oidc")
+"""botocore ships ~400 service models (most of its 26 MiB); the function calls DynamoDB only
+(STS/SSO are kept for the credential chain). The root files (endpoints, partitions, retry
+and default configuration) stay."""
+
+
+def trim_botocore_data(target: Path, keep: Sequence[str] = BOTOCORE_SERVICES_KEPT) -> list[str]:
+    """Delete the service models the function never loads; returns the removed service names."""
+    data = target / "botocore" / "data"
+    if not data.is_dir():
+        return []
+    removed = []
+    for service in sorted(p for p in data.iterdir() if p.is_dir()):
+        if service.name not in keep:
+            shutil.rmtree(service)
+            removed.append(service.name)
+    return removed
+
+
+LAYER_EXCLUDES: tuple[str, ...] = ("__pycache__", "*.pyc", "tests", ".gitkeep", ".DS_Store")
