@@ -122,5 +122,25 @@ def _calls(
 
 
 def before_upstream_ms(marks: list[list[Any]]) -> list[float]:
-    """Per request, the milliseconds spent in DynamoDB calls before the upstream call."""
-    return [sum(ms for _op, ms in calls.before) for calls in split(marks)]
+    """Per request, the wall-clock milliseconds spent waiting on DynamoDB before the upstream
+    call: the union of the calls' intervals, since the admission calls run concurrently."""
+    per_request: list[list[tuple[float, float]]] = []
+    spans: list[tuple[float, float]] | None = None
+    for kind, _detail, ms, *when in marks:
+        if kind == "request":
+            spans = []
+            per_request.append(spans)
+        elif kind == "upstream":
+            spans = None
+        elif kind == "dynamodb" and spans is not None and when:
+            spans.append((float(when[0]), float(when[0]) + float(ms) / 1000.0))
+    return [_union_ms(spans) for spans in per_request]
+
+
+def _union_ms(spans: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(spans):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total * 1000.0

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
 class EmbeddedDynamoDB:
     """A real HTTP DynamoDB endpoint on loopback, served by moto in a background thread.
 
-    moto's backends are not thread-safe (concurrent TransactWriteItems corrupt its rollback
-    copies), so calls are served one at a time behind a lock, as DynamoDB itself serializes
-    writes to one item. Connections stay keep-alive and concurrent clients simply queue.
+    moto's TransactWriteItems deep-copies the tables for its rollback, which breaks when another
+    thread changes them meanwhile; so transactions (and table changes) run alone, and every other
+    call runs concurrently with the others, as in moto's own threaded server.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -35,10 +37,11 @@ class EmbeddedDynamoDB:
         from werkzeug.serving import make_server
 
         app = DomainDispatcherApplication(create_backend_app)
-        lock = threading.Lock()
+        lock = _SharedExclusiveLock()
 
         def serialized(environ: Any, start_response: Any) -> Any:
-            with lock:
+            target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+            with lock.exclusive() if target.endswith(_EXCLUSIVE) else lock.shared():
                 return list(app(environ, start_response))
 
         self._server = make_server(
@@ -62,6 +65,47 @@ class EmbeddedDynamoDB:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+_EXCLUSIVE = (".TransactWriteItems", ".CreateTable", ".DeleteTable", ".UpdateTable")
+
+
+class _SharedExclusiveLock:
+    """Many shared holders at once, or one exclusive holder (writer-preferring)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
 
 
 def _plain_number_arithmetic() -> None:
