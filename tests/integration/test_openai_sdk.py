@@ -270,3 +270,20 @@ def test_background_response_is_billed_once_when_its_owner_reads_it_finished(
     counters = LimitsStore(dynamo, settings.limits_table).spend(record.key_id, month)
     assert counters["spent_usd"] == item["cost_usd"]
     assert counters["committed_usd"] == counters["spent_usd"]
+
+
+def test_only_the_owner_can_chain_on_a_stored_response(sim, new_key, client) -> None:
+    secret, _ = new_key()
+    other, _ = new_key()
+    first = client(secret).responses.create(model=MODEL, input="remember the number 7")
+    chained = client(secret).responses.create(
+        model=MODEL, input="which number?", previous_response_id=first.id
+    )
+    assert chained.output_text
+    before = len(sim.requests)
+    with pytest.raises(openai.BadRequestError) as info:
+        client(other).responses.create(
+            model=MODEL, input="which number?", previous_response_id=first.id
+        )
+    assert info.value.code == "previous_response_not_found"
+    assert len(sim.requests) == before, "a stranger's chain never reaches Mantle"

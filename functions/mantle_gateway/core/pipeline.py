@@ -28,6 +28,7 @@ from mantle_gateway.core.usage import from_chat_usage, from_responses_usage
 from mantle_gateway.errors import (
     BudgetExceededError,
     GatewayError,
+    InvalidRequestError,
     NotFoundError,
     RateLimitError,
     ServiceUnavailableError,
@@ -113,6 +114,7 @@ class Gateway:
         key = auth.authenticate(request.headers, self._keys, now)
         if parsed is not None:
             auth.authorize_model(key, parsed.model)
+            self._check_chain(key, parsed)
         call = Call(request, request_id, started, now, route, key, parsed, rate=None)
         self._admit(call)
         try:
@@ -210,6 +212,26 @@ class Gateway:
             logger.error(
                 "budget_release_failed",
                 extra={"key_id": call.key.key_id, "reserved_usd": str(call.reserved)},
+            )
+
+    def _check_chain(self, key: KeyRecord, parsed: body.ParsedBody) -> None:
+        """`previous_response_id` reads a stored conversation: only its owner may chain on it."""
+        previous = parsed.data.get("previous_response_id")
+        if previous is None:
+            return
+        if not isinstance(previous, str) or not routes.RESPONSE_ID.fullmatch(previous):
+            raise InvalidRequestError(
+                "previous_response_id must be a response id.", param="previous_response_id"
+            )
+        try:
+            owner = self._owners.get(previous)
+        except StoreError as exc:
+            raise ServiceUnavailableError("The response store is unavailable; try again.") from exc
+        if owner is None or owner.key_id != key.key_id:
+            raise InvalidRequestError(
+                f"Previous response with id '{previous}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
             )
 
     def _check_owner(self, call: Call) -> str:

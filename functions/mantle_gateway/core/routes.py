@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from mantle_gateway.errors import MethodNotAllowedError, NotFoundError
 
 CLIENT_PREFIXES = ("/openai/v1", "/v1")
-_RESPONSE_ID = r"(?P<id>[A-Za-z0-9_-]{1,200})"
+RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_RESPONSE_ID = rf"(?P<id>{RESPONSE_ID.pattern})"
 
 
 @dataclass(frozen=True, slots=True)
