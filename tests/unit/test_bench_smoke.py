@@ -23,6 +23,7 @@ ROWS = (
     "added_cn",
     "ttfb",
     "cpu_core",
+    "cpu_live",
     "relay_network",
     "relay_cpu",
     "relay_in_process",
