@@ -141,8 +141,10 @@ def usage_items(settings: Settings, dynamo: Dynamo) -> Callable[..., list[dict[s
     read an answer may look a moment before the write lands.
     """
 
-    def read(key_id: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        month = datetime.now(UTC).strftime("%Y-%m")
+    def read(
+        key_id: str, count: int = 1, timeout: float = 5.0, month: str | None = None
+    ) -> list[dict[str, Any]]:
+        month = month or datetime.now(UTC).strftime("%Y-%m")
         end = time.monotonic() + timeout
         while True:
             answer = dynamo.client.query(

@@ -35,9 +35,9 @@ def test_budget_refuses_before_upstream_then_resets_next_month(
     key, record = new_key(monthly_budget_usd=budget)
     # WHEN spend crosses the budget
     assert chat(door.url, key, max_tokens=100).status_code == 200
-    usage_items(record.key_id, count=1)
+    usage_items(record.key_id, count=1, month="2026-11")
     assert chat(door.url, key, max_tokens=100).status_code == 200
-    usage_items(record.key_id, count=2)
+    usage_items(record.key_id, count=2, month="2026-11")
     refused = chat(door.url, key)
     # THEN the next request is refused before the simulator sees it
     assert refused.status_code == 429

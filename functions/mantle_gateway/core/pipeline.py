@@ -6,7 +6,9 @@
 
 Every refusing step raises a `GatewayError` before any upstream call; only `Gateway.handle`
 turns it into the OpenAI-shaped answer. The usage write happens when the door closes the answer,
-after the client has its last byte.
+after the client has its last byte. Steps live where they are named: `routes`, `body`, `auth`,
+`admission` (rate limit, budget), `metering` (usage, owners); this module orders them and talks
+to the upstream.
 """
 
 from __future__ import annotations
@@ -15,28 +17,24 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode
 
-from mantle_gateway.core import auth, body, metering, routes
+from mantle_gateway.core import admission, auth, body, metering, routes
 from mantle_gateway.core.call import Call
-from mantle_gateway.core.pricing import PriceTable, worst_case_tokens
+from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.core.usage import from_chat_usage, from_responses_usage
 from mantle_gateway.errors import (
-    BudgetExceededError,
     GatewayError,
     InvalidRequestError,
     NotFoundError,
-    RateLimitError,
     ServiceUnavailableError,
 )
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
-from mantle_gateway.observability import logger, metric
+from mantle_gateway.observability import logger
 from mantle_gateway.store.dynamo import StoreError
-from mantle_gateway.store.limits import RateState
 from mantle_gateway.stream.relay import Observation, Relay
 from mantle_gateway.upstream import routing, signing
 from mantle_gateway.upstream.client import UpstreamClient
@@ -52,21 +50,13 @@ _ZERO = Decimal(0)
 _KEPT_ERROR_HEADERS = ("retry-after", "x-request-id", "x-amzn-requestid")
 
 
-class Limits(Protocol):
-    def admit(self, key_id: str, rpm: int | None, tpm: int | None, now: datetime) -> RateState: ...
-
-    def reserve(self, key_id: str, month: str, budget: Decimal, amount: Decimal) -> bool: ...
-
-    def release(self, key_id: str, month: str, amount: Decimal) -> None: ...
-
-
 class Gateway:
     def __init__(
         self,
         *,
         settings: Settings,
         keys: auth.KeyCache,
-        limits: Limits,
+        limits: admission.Limits,
         ledger: metering.LedgerWriter,
         owners: metering.Owners,
         upstream: UpstreamClient,
@@ -76,15 +66,13 @@ class Gateway:
     ) -> None:
         self._settings = settings
         self._keys = keys
-        self._limits = limits
         self._owners = owners
         self._meter = metering.Meter(ledger=ledger, owners=owners, prices=prices, clock=clock)
         self._upstream = upstream
         self._signer = signer
         self._router = routing.PrefixRouter(settings.route_rules)
-        self._prices = prices
+        self._admission = admission.Admission(settings=settings, limits=limits, prices=prices)
         self._clock = clock
-        self._executor: ThreadPoolExecutor | None = None
 
     def handle(self, request: GatewayRequest) -> GatewayResponse:
         request_id = request.request_id or uuid.uuid4().hex
@@ -116,7 +104,7 @@ class Gateway:
             auth.authorize_model(key, parsed.model)
             self._check_chain(key, parsed)
         call = Call(request, request_id, started, now, route, key, parsed, rate=None)
-        self._admit(call)
+        self._admission.admit(call)
         try:
             if route.owned_response:
                 call.prefix = self._check_owner(call)
@@ -125,94 +113,13 @@ class Gateway:
             return self._forward(call)
         finally:
             if call.reserved and not call.settles:
-                self._release_budget(call)
+                self._admission.release(call)
 
     def _validate_body(
         self, route: routes.Route, request: GatewayRequest
     ) -> body.ParsedBody | None:
         body.check_size(request.body, self._settings.max_request_bytes)
         return body.parse(request.body) if route.billable else None
-
-    def _admit(self, call: Call) -> None:
-        """Rate limit, then budget; when both apply their two DynamoDB writes run at once, so a
-        request waits for one round trip, not two (both are independent conditional updates)."""
-        budgeted = call.route.billable and call.key.monthly_budget_usd is not None
-        if not budgeted:
-            call.rate = self._rate_limit(call.key, call.now)
-            return
-        if self._rates(call.key) == (None, None):
-            self._reserve_budget(call)
-            return
-        rate = self._pool().submit(self._rate_limit, call.key, call.now)
-        try:
-            self._reserve_budget(call)
-        except BudgetExceededError as refused:
-            call.rate = rate.result()  # a rate refusal (raised here) comes first, as in order
-            refused.headers.update(call.rate.headers() if call.rate else [])
-            raise
-        try:
-            call.rate = rate.result()
-        except GatewayError:
-            self._release_budget(call)  # refused by the rate limit: nothing will be billed
-            raise
-
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="admission")
-        return self._executor
-
-    def _rates(self, key: KeyRecord) -> tuple[int | None, int | None]:
-        """The key's rpm and tpm, or the stage's defaults where the key sets none."""
-        rpm = key.rpm if key.rpm is not None else self._settings.default_key_rpm
-        tpm = key.tpm if key.tpm is not None else self._settings.default_key_tpm
-        return rpm, tpm
-
-    def _rate_limit(self, key: KeyRecord, now: datetime) -> RateState | None:
-        rpm, tpm = self._rates(key)
-        if rpm is None and tpm is None:
-            return None
-        try:
-            state = self._limits.admit(key.key_id, rpm, tpm, now)
-        except StoreError as exc:
-            raise ServiceUnavailableError("The limit store is unavailable; try again.") from exc
-        if not state.admitted:
-            metric("RateLimitRefusals")
-            raise RateLimitError(
-                f"Rate limit reached for key {key.key_id}; retry in {state.reset_seconds}s.",
-                headers=dict(state.headers()) | {"retry-after": str(state.reset_seconds)},
-            )
-        return state
-
-    def _reserve_budget(self, call: Call) -> None:
-        """Reserve the request's worst-case cost while the month's committed sum is under budget."""
-        budget = call.key.monthly_budget_usd
-        if budget is None:
-            return
-        assert call.parsed is not None
-        worst = worst_case_tokens(
-            call.parsed.data, len(call.request.body), self._settings.budget_default_output_tokens
-        )
-        amount = self._prices.cost(call.parsed.model, worst) or _ZERO
-        try:
-            admitted = self._limits.reserve(call.key.key_id, call.month, budget, amount)
-        except StoreError as exc:
-            raise ServiceUnavailableError("The budget store is unavailable; try again.") from exc
-        if not admitted:
-            metric("BudgetRefusals")
-            raise BudgetExceededError(
-                f"Key {call.key.key_id} has spent its monthly budget of {budget} USD.",
-                headers=dict(call.extra_headers),
-            )
-        call.reserved = amount
-
-    def _release_budget(self, call: Call) -> None:
-        try:
-            self._limits.release(call.key.key_id, call.month, call.reserved)
-        except StoreError:
-            logger.error(
-                "budget_release_failed",
-                extra={"key_id": call.key.key_id, "reserved_usd": str(call.reserved)},
-            )
 
     def _check_chain(self, key: KeyRecord, parsed: body.ParsedBody) -> None:
         """`previous_response_id` reads a stored conversation: only its owner may chain on it."""
