@@ -113,9 +113,9 @@ class Relay:
         return self._clock() > self._deadline - _DEADLINE_MARGIN
 
     def _process(self, events: list[SSEEvent]) -> bytes:
-        if not events:
-            return b""
         handle = self._chat_event if self._chat else self._responses_event
+        if len(events) == 1:
+            return handle(events[0])
         return b"".join(handle(event) for event in events)
 
     def _chat_event(self, event: SSEEvent) -> bytes:

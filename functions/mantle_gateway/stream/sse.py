@@ -29,6 +29,11 @@ class SSEDecoder:
         """Return the events this chunk completes; keep the unfinished tail for the next one."""
         if self._pending_cr or b"\r" in chunk:
             chunk = self._normalize(chunk)
+        if not self._buffer and chunk.find(b"\n\n") == len(chunk) - 2 >= 0:
+            # The usual case, one whole event per chunk: no buffering, no splitting.
+            if chunk.startswith(b"data: ") and chunk.find(b"\n") == len(chunk) - 2:
+                return [SSEEvent(chunk, None, chunk[6:-2])]
+            return [parse_block(chunk)] if chunk.strip(b"\n") else []
         buffer = self._buffer + chunk if self._buffer else chunk
         if b"\n\n" not in buffer:
             self._buffer = buffer
