@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from mantle_gateway.store.keys import KeyRecord
 
 JSON = "application/json"
-_ZERO = Decimal(0)
 _KEPT_ERROR_HEADERS = ("retry-after", "x-request-id", "x-amzn-requestid")
 
 
@@ -213,14 +211,15 @@ class Gateway:
                 "route": call.route.kind,
             },
         )
-        headers = [("content-type", response.headers.get("content-type", JSON))]
-        headers += [(n, response.headers[n]) for n in _KEPT_ERROR_HEADERS if n in response.headers]
-        return GatewayResponse(response.status_code, headers + call.extra_headers, content)
+        headers = self._answer_headers(call, response, kept=_KEPT_ERROR_HEADERS)
+        return GatewayResponse(response.status_code, headers, content)
 
-    def _answer_headers(self, call: Call, response: httpx.Response) -> list[tuple[str, str]]:
+    def _answer_headers(
+        self, call: Call, response: httpx.Response, kept: tuple[str, ...] = ("x-request-id",)
+    ) -> list[tuple[str, str]]:
+        """The upstream's content type and `kept` headers, then the gateway's own."""
         headers = [("content-type", response.headers.get("content-type", JSON))]
-        if "x-request-id" in response.headers:
-            headers.append(("x-request-id", response.headers["x-request-id"]))
+        headers += [(name, response.headers[name]) for name in kept if name in response.headers]
         return headers + call.extra_headers
 
     # -- relay and usage -----------------------------------------------------------------------

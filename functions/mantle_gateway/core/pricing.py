@@ -56,9 +56,6 @@ class PriceTable:
             )
         self._table = table
 
-    def get(self, model: str) -> Price | None:
-        return self._table.get(model)
-
     def cost(self, model: str, tokens: TokenCounts) -> Decimal | None:
         """USD for these tokens; None when the model has no price (the caller warns)."""
         price = self._table.get(model)

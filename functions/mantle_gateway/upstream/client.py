@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
 
 import httpx
 
@@ -109,16 +108,3 @@ class UpstreamClient:
 
     def close(self) -> None:
         self._client.close()
-
-
-def copy_headers(response: httpx.Response, names: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(n, response.headers[n]) for n in names if n in response.headers]
-
-
-def describe(response: httpx.Response) -> dict[str, Any]:
-    return {"status": response.status_code, "request_id": _request_id(response)}
-
-
-def _request_id(response: httpx.Response) -> str | None:
-    value = response.headers.get("x-request-id") or response.headers.get("x-amzn-requestid")
-    return str(value) if value else None
