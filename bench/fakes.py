@@ -9,7 +9,6 @@ that separately).
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 import httpx
@@ -23,7 +22,7 @@ from mantle_gateway.messages import GatewayRequest
 from mantle_gateway.settings import Settings
 from mantle_gateway.simulator import SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY
 from mantle_gateway.store.keys import KeyRecord
-from mantle_gateway.store.limits import RateState
+from mantle_gateway.store.limits import Ask, RateState, Verdict
 from mantle_gateway.store.responses import ResponseOwner
 from mantle_gateway.upstream.client import UpstreamClient
 from mantle_gateway.upstream.signing import SigV4Signer, static_credentials
@@ -42,14 +41,11 @@ class FakeKeys:
 
 
 class FakeLimits:
-    """Always admits and reserves (both branches run, as with a real key that has limits and a
-    budget), so the request goes on to the upstream."""
+    """Always admits (as with a real key that has rate limits and a budget), so the request goes
+    on to the upstream."""
 
-    def admit(self, key_id: str, rpm: int | None, tpm: int | None, now: datetime) -> RateState:
-        return RateState(True, rpm, tpm, 1, 0, 60 - now.second)
-
-    def reserve(self, key_id: str, month: str, budget: Decimal, amount: Decimal) -> bool:
-        return True
+    def admit(self, ask: Ask) -> Verdict:
+        return Verdict(None, RateState(ask.rpm, ask.tpm, 1, 0, 60 - ask.now.second))
 
     def release(self, key_id: str, month: str, amount: Decimal) -> None:
         return None
@@ -60,7 +56,7 @@ class FakeLedger:
         self.records = 0
 
     def record(
-        self, record: UsageRecord, rate_window: str | None = None, reserved: Decimal = _ZERO
+        self, record: UsageRecord, reserved: Decimal = _ZERO, *, charge_window: bool = False
     ) -> bool:
         self.records += 1
         return True

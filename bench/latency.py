@@ -1,4 +1,4 @@
-"""Measures 1 and 3, the DynamoDB round trip their target is built from, and where CPU goes.
+"""Measures 1 and 3, the DynamoDB round trips their targets are built from, and where CPU goes.
 
 Added latency is a difference of percentiles taken in the same repetition (gateway p50 minus
 direct p50, gateway p99 minus direct p99), then the median over repetitions; the sides take
@@ -13,12 +13,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from bench import client, load, payloads
 from bench.config import Sizes
 from bench.roundtrips import before_upstream_ms
 from bench.stack import Stack
 from bench.stats import median, percentile
+
+if TYPE_CHECKING:
+    from mantle_gateway.store.dynamo import Dynamo
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,29 +135,21 @@ def _median(runs: list[Added]) -> Added:
     )
 
 
-def dynamodb_round_trip(stack: Stack, sizes: Sizes, *, callers: int = 1) -> float:
-    """Median over repetitions of the p50 of a consistent GetItem of the key's item, made with
-    the same botocore client code the gateway uses (`store.dynamo.Dynamo`), by `callers`
-    threads at once (1: the unloaded round trip; the load test's concurrency: moto under load)."""
-    from mantle_gateway import schema
+PROBES = ("admission", "get")
+
+
+def dynamodb_round_trip(stack: Stack, sizes: Sizes, probe: str, *, callers: int = 1) -> float:
+    """Median over repetitions of the p50 of one DynamoDB call, made through the gateway's own
+    store code (`store.dynamo.Dynamo`) by `callers` threads at once (1: the unloaded round trip;
+    the load test's concurrency: moto under load).
+
+    `probe` "admission" is the very call the gateway makes before its upstream call: the
+    conditional UpdateItem of `LimitsStore.admit` with a rate limit and a budget (limits never
+    reached). "get" is a consistent GetItem of a key item, the cheapest call moto serves."""
     from mantle_gateway.store.dynamo import Dynamo
 
     dynamo = Dynamo(region="us-east-1", endpoint_url=stack.dynamodb_url)
-    key = stack.fresh_key()
-    request = {
-        "TableName": stack.settings.keys_table,
-        "Key": {schema.KEYS_PK: {"S": key.record.digest}},
-        "ConsistentRead": True,
-    }
-
-    def once() -> float:
-        start = time.perf_counter()
-        answer = dynamo.client.get_item(**request)  # type: ignore[arg-type]
-        elapsed = time.perf_counter() - start
-        if "Item" not in answer:
-            raise RuntimeError("the bench key is missing from DynamoDB")
-        return elapsed
-
+    once = _admission_probe(stack, dynamo) if probe == "admission" else _get_probe(stack, dynamo)
     per_caller = max(1, sizes.rtt_samples // callers)
 
     def repetition() -> float:
@@ -175,3 +173,44 @@ def dynamodb_round_trip(stack: Stack, sizes: Sizes, *, callers: int = 1) -> floa
         return percentile(samples, 50)
 
     return median([repetition() for _ in range(sizes.repeats)])
+
+
+def _admission_probe(stack: Stack, dynamo: Dynamo) -> Callable[[], float]:
+    from mantle_gateway.store.limits import Ask, LimitsStore
+
+    limits = LimitsStore(dynamo, stack.settings.limits_table)
+    key_id = stack.fresh_key().record.key_id
+    endless, ample = 10**9, Decimal(10**6)
+
+    def once() -> float:
+        now = datetime.now(UTC)
+        ask = Ask(key_id, now.strftime("%Y-%m"), now, endless, endless, ample, Decimal("1e-6"))
+        start = time.perf_counter()
+        verdict = limits.admit(ask)
+        elapsed = time.perf_counter() - start
+        if verdict.refused:
+            raise RuntimeError("the probe's admission was refused")
+        return elapsed
+
+    return once
+
+
+def _get_probe(stack: Stack, dynamo: Dynamo) -> Callable[[], float]:
+    from mantle_gateway import schema
+
+    key = stack.fresh_key()
+    request = {
+        "TableName": stack.settings.keys_table,
+        "Key": {schema.KEYS_PK: {"S": key.record.digest}},
+        "ConsistentRead": True,
+    }
+
+    def once() -> float:
+        start = time.perf_counter()
+        answer = dynamo.client.get_item(**request)  # type: ignore[arg-type]
+        elapsed = time.perf_counter() - start
+        if "Item" not in answer:
+            raise RuntimeError("the bench key is missing from DynamoDB")
+        return elapsed
+
+    return once

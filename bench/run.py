@@ -30,9 +30,12 @@ def run(sizes: Sizes) -> Table:
     relay = streaming.in_process(sizes)
     step("starting DynamoDB (moto), the Mantle simulator and the gateway")
     with Stack() as stack:
-        step("DynamoDB round trip")
-        rtt = latency.dynamodb_round_trip(stack, sizes)
-        rtt_concurrent = latency.dynamodb_round_trip(stack, sizes, callers=sizes.concurrency)
+        step("DynamoDB round trips")
+        rtt = {
+            (probe, callers): latency.dynamodb_round_trip(stack, sizes, probe, callers=callers)
+            for probe in latency.PROBES
+            for callers in (1, sizes.concurrency)
+        }
         step("DynamoDB calls per request, counted")
         trips = roundtrips.measure(stack, sizes)
         step("added latency and time to first byte")
@@ -45,5 +48,5 @@ def run(sizes: Sizes) -> Table:
         step("cold imports")
         cold = coldstart.measure(sizes.import_repeats, packages.function_dir)
     step("done")
-    measured = report.Measured(rtt, rtt_concurrent, lat, core, trips, stream, relay, cold, packages)
+    measured = report.Measured(rtt, lat, core, trips, stream, relay, cold, packages)
     return report.table(sizes, measured)

@@ -10,8 +10,9 @@ usage   pk = "<key_id>#<YYYY-MM>", sk = "<ISO timestamp>#<request id>": one quer
         "this key, this month"; GSI `month-index` (pk `month`, sk `sk`) answers "all keys, this
         month". Items of other kinds (stored-response owners) live under pk "response#<id>" and
         carry no `month`, so the month index never sees them.
-limits  pk = counter id ("rpm#…", "tpm#…", "spend#…"); `expires_at` is the TTL attribute so
-        rate windows vanish without a job.
+limits  pk = "spend#<key_id>#<YYYY-MM>": one item per key and month holding the rate window
+        and the budget counters (store/limits); a new minute or month overwrites or starts one,
+        so nothing there needs a TTL.
 """
 
 DEFAULT_KEYS_TABLE = "mantle-gateway-keys"
@@ -29,7 +30,6 @@ USAGE_MONTH_ATTR = "month"
 USAGE_TTL_ATTR = "expires_at"
 
 LIMITS_PK = "pk"
-LIMITS_TTL_ATTR = "expires_at"
 
 RESPONSE_OWNER_PREFIX = "response#"
 RESPONSE_OWNER_SK = "owner"

@@ -14,12 +14,13 @@ usage   PutItem, GetItem,      the usage item (the `Put` of the ledger's Transac
         UpdateItem             `attribute_not_exists`), and the stored-response owner items
                                (store/responses: put on create, consistent get on read, update
                                when a background response's pending bill is settled).
-limits  GetItem, UpdateItem    rate windows (conditional ADD), budget reservations (conditional
-                               ADD), and the spend/token `Update`s inside the ledger transaction.
+limits  GetItem, UpdateItem    admission (one conditional update of the key's month item:
+                               rate window and budget reservation), releases, and the
+                               spend/token `Update` inside the ledger transaction.
 
 TransactWriteItems has no IAM action of its own: each element is authorised as its item action
 (Put → PutItem, Update → UpdateItem, ConditionCheck → ConditionCheckItem). The ledger uses no
-ConditionCheck element, nothing deletes items (rate windows and owner items expire by TTL), and
+ConditionCheck element, nothing deletes items (owner items expire by TTL), and
 nothing on the request path queries or scans — the `key_id-index` and `month-index` serve the CLI
 and finance — so no index ARN, Query, Scan, DeleteItem or batch action is granted.
 """
@@ -93,7 +94,6 @@ class GatewayTables(Construct):
             "Limits",
             name=f"{schema.DEFAULT_LIMITS_TABLE}-{stage_name}",
             partition_key=schema.LIMITS_PK,
-            ttl=schema.LIMITS_TTL_ATTR,
         )
 
     def _table(

@@ -67,16 +67,14 @@ def test_usage_table_has_pk_sk_month_index_and_ttl(synth: Synthesis, stage: str)
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_limits_table_has_pk_and_ttl(synth: Synthesis, stage: str) -> None:
+def test_limits_table_has_pk_and_no_ttl(synth: Synthesis, stage: str) -> None:
+    """Rate windows live inside the month items and are reset in place: nothing expires."""
     props = table(synth, stage, schema.DEFAULT_LIMITS_TABLE)["Properties"]
 
     assert key_schema(props["KeySchema"]) == [(schema.LIMITS_PK, "HASH")]
     assert attributes(props) == {schema.LIMITS_PK: "S"}
     assert "GlobalSecondaryIndexes" not in props
-    assert props["TimeToLiveSpecification"] == {
-        "AttributeName": schema.LIMITS_TTL_ATTR,
-        "Enabled": True,
-    }
+    assert "TimeToLiveSpecification" not in props
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from bench.table import Table
 
 ROWS = (
     "dynamodb_rtt",
+    "dynamodb_rtt_get",
     "added_c1",
     "gateway_share",
     "added_c1_b2b",
@@ -43,6 +44,7 @@ ROWS = (
 )
 POSITIVE = (
     "dynamodb_rtt",
+    "dynamodb_rtt_get",
     "cpu_core",
     "relay_network",
     "relay_cpu",

@@ -19,7 +19,6 @@ from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.core.usage import TokenCounts, UsageRecord, from_responses_usage
 from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
-from mantle_gateway.store.limits import rate_pk
 from mantle_gateway.store.responses import PendingBill, ResponseOwner
 from mantle_gateway.stream.relay import Observation
 
@@ -30,7 +29,7 @@ _FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
 class LedgerWriter(Protocol):
     def record(
-        self, record: UsageRecord, rate_window: str | None = None, reserved: Decimal = ...
+        self, record: UsageRecord, reserved: Decimal = ..., *, charge_window: bool = ...
     ) -> bool: ...
 
 
@@ -91,7 +90,7 @@ class Meter:
         if tokens is None:
             # No usage from upstream (cut short): bill what was sent and seen, marked estimated.
             tokens = TokenCounts(input=max(1, len(call.request.body) // 4), output=observed.events)
-        window = rate_pk(call.key.key_id, call.now) if call.rate and call.rate.tpm else None
+        charge_window = call.rate is not None and call.rate.tpm is not None
         self._write(
             self._usage(
                 request_id=call.request_id,
@@ -106,8 +105,8 @@ class Meter:
                 surface=call.route.surface,
                 response_id=observed.response_id,
             ),
-            window,
             call.reserved,
+            charge_window=charge_window,
         )
 
     def bill_background(
@@ -130,7 +129,7 @@ class Meter:
             surface="responses",
             response_id=response_id,
         )
-        if self._write(record, None, pending.reserved):
+        if self._write(record, pending.reserved):
             try:
                 self._owners.settle(response_id)
             except StoreError:
@@ -172,9 +171,11 @@ class Meter:
             response_id=response_id,
         )
 
-    def _write(self, record: UsageRecord, window: str | None, reserved: Decimal) -> bool:
+    def _write(
+        self, record: UsageRecord, reserved: Decimal, *, charge_window: bool = False
+    ) -> bool:
         try:
-            return self._ledger.record(record, rate_window=window, reserved=reserved)
+            return self._ledger.record(record, reserved, charge_window=charge_window)
         except Exception:
             logger.exception("usage_record_failed", extra={"request_id": record.request_id})
             return False

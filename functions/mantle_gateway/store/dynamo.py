@@ -7,7 +7,9 @@ Items are plain dicts of Python values; numbers come back as `Decimal`, as Dynam
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +28,14 @@ class ConditionFailed(Exception):
     """A conditional write's condition was false (over a limit, already written, …)."""
 
 
+class _Conflict(Exception):
+    """Internal: the call met a transaction in flight on the same item (worth a retry)."""
+
+
+_CONFLICT_PAUSES = (0.005, 0.02)
+"""Seconds before each retry of a conflicted call (jittered); the third conflict is an error."""
+
+
 class Dynamo:
     def __init__(self, *, region: str, endpoint_url: str | None) -> None:
         self._region = region
@@ -42,13 +52,30 @@ class Dynamo:
         return self._client
 
     def call(self, operation: Callable[[DynamoDBClient], T]) -> T:
-        """Run one call; map conditional failures and every other botocore failure."""
+        """Run one call; map conditional failures and every other botocore failure.
+
+        A write that meets a ledger transaction in flight on the same item (the key's month item
+        is both admitted against and settled) fails with TransactionConflictException, which
+        botocore does not retry; it is retried here after a few milliseconds."""
+        for pause in _CONFLICT_PAUSES:
+            try:
+                return self._call_once(operation)
+            except _Conflict:
+                time.sleep(pause * random.uniform(0.5, 1.5))
+        try:
+            return self._call_once(operation)
+        except _Conflict as exc:
+            raise StoreError("TransactionConflictException") from exc.__cause__
+
+    def _call_once(self, operation: Callable[[DynamoDBClient], T]) -> T:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return operation(self.client)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            if code == "TransactionConflictException":
+                raise _Conflict from exc
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed(code) from exc
             if code == "TransactionCanceledException":

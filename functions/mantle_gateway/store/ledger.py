@@ -2,7 +2,8 @@
 
 One TransactWriteItems puts the usage item (only if it does not exist: writing the same request
 twice is a no-op, which makes replay idempotent) and adds its cost to the key's month spend
-counter (and its tokens to the key's rate window). So for every key and month the sum of the
+counter (and, for a key with a tokens-per-minute limit, its tokens to the rate window in that
+same month item). So for every key and month the sum of the
 usage items equals the spend counter exactly. A refused write is retried with backoff; if it
 still fails the whole item goes to one structured log line (`usage_write_failed`) that
 `mantle-gateway usage replay` can write back later. Usage is never silently lost.
@@ -47,25 +48,25 @@ class Ledger:
     def record(
         self,
         record: UsageRecord,
-        rate_window: str | None = None,
         reserved: Decimal = _ZERO,
+        *,
+        charge_window: bool = False,
     ) -> bool:
         """Write the item and the spend; True when written now or before, False when logged."""
-        outcome = self.write_item(
-            record.item(), rate_window=rate_window, tokens=record.tokens.total, reserved=reserved
-        )
+        tokens = record.tokens.total if charge_window else 0
+        outcome = self.write_item(record.item(), tokens=tokens, reserved=reserved)
         return outcome != FAILED
 
     def write_item(
         self,
         item: Mapping[str, Any],
         *,
-        rate_window: str | None = None,
         tokens: int = 0,
         reserved: Decimal = _ZERO,
     ) -> str:
-        """WRITTEN, ALREADY_PRESENT (same request written before) or FAILED (logged for replay)."""
-        actions = self._actions(item, rate_window, tokens, reserved)
+        """WRITTEN, ALREADY_PRESENT (same request written before) or FAILED (logged for replay).
+        `tokens` are charged to the key's current rate window (0: the key has no tpm limit)."""
+        actions = self._actions(item, tokens, reserved)
         delay = 0.05
         for attempt in range(1, self._attempts + 1):
             try:
@@ -90,7 +91,7 @@ class Ledger:
         return FAILED
 
     def _actions(
-        self, item: Mapping[str, Any], rate_window: str | None, tokens: int, reserved: Decimal
+        self, item: Mapping[str, Any], tokens: int, reserved: Decimal
     ) -> list[dict[str, Any]]:
         cost = Decimal(str(item["cost_usd"]))
         actions: list[dict[str, Any]] = [
@@ -108,26 +109,17 @@ class Ledger:
                     "Key": {
                         schema.LIMITS_PK: {"S": spend_pk(str(item["key_id"]), str(item["month"]))}
                     },
-                    "UpdateExpression": "ADD spent_usd :cost, committed_usd :settle, requests :one",
+                    "UpdateExpression": "ADD spent_usd :cost, committed_usd :settle, requests :one"
+                    + (", window_tokens :tokens" if tokens else ""),
                     "ExpressionAttributeValues": {
                         ":cost": {"N": number(cost)},
                         ":settle": {"N": number(cost - reserved)},
                         ":one": {"N": "1"},
-                    },
+                    }
+                    | ({":tokens": {"N": str(tokens)}} if tokens else {}),
                 }
             },
         ]
-        if rate_window and tokens:
-            actions.append(
-                {
-                    "Update": {
-                        "TableName": self._limits_table,
-                        "Key": {schema.LIMITS_PK: {"S": rate_window}},
-                        "UpdateExpression": "ADD tokens :t",
-                        "ExpressionAttributeValues": {":t": {"N": str(tokens)}},
-                    }
-                }
-            )
         return actions
 
 

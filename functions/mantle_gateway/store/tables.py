@@ -64,9 +64,6 @@ def table_specs(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-_TTL = {"usage": schema.USAGE_TTL_ATTR, "limits": schema.LIMITS_TTL_ATTR}
-
-
 def create_tables(dynamo: Dynamo, settings: Settings) -> list[str]:
     from botocore.exceptions import ClientError
 
@@ -79,12 +76,10 @@ def create_tables(dynamo: Dynamo, settings: Settings) -> list[str]:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
                 raise
-    for table, attr in (
-        (settings.usage_table, _TTL["usage"]),
-        (settings.limits_table, _TTL["limits"]),
-    ):
+    for table in names:
         client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1})
-        client.update_time_to_live(
-            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attr}
-        )
+    client.update_time_to_live(
+        TableName=settings.usage_table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.USAGE_TTL_ATTR},
+    )
     return names
