@@ -6,9 +6,11 @@
 - "to first request": the handler plus everything the first request adds before any network:
   `wiring.build` (settings, the httpx pool with its TLS context, the stores, Powertools), the
   SigV4 signer and the DynamoDB client (botocore loads its service model here);
-- the same from the real Lambda bundle as built (no .pyc: pip `--no-compile`, `__pycache__`
-  excluded, and /var/task is read-only, so Lambda compiles every module on every cold start),
-  and from that bundle once compiled, to show what shipping bytecode would save;
+- the same from the real Lambda bundle. When this machine has CPython 3.13 (the runtime's
+  version), the bundle was compiled by it as deployment compiles it, and both figures run on
+  3.13: without the bytecode (what a bundle built where no 3.13 exists costs: /var/task is
+  read-only, so Lambda would compile every module on every cold start) and as built. Without a
+  3.13 here, both run on this interpreter: as built (no bytecode) and once compiled;
 - the bare dependencies, and the streaming runtime of the layer, for comparison.
 Times are measured inside the child with `time.perf_counter()` around the imports, so the
 interpreter's own start-up is left out.
@@ -20,6 +22,7 @@ import compileall
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,18 +63,28 @@ class ColdStart:
     layer: float
     bundle_no_pyc: float | None
     bundle_pyc: float | None
+    bundle_python: str = ""
+    """The Python version the bundle figures ran on."""
 
 
-def measure(repeats: int, bundle: Path | None) -> ColdStart:
+def measure(repeats: int, bundle: Path | None, runtime_python: str | None = None) -> ColdStart:
     def timed(body: str, **options: object) -> float:
         return median([_run(body, **options) for _ in range(repeats)])  # type: ignore[arg-type]
 
     no_pyc = with_pyc = None
+    python = runtime_python or sys.executable
     if bundle is not None:
         # -S: no site-packages (only the bundle and the standard library), -B: write no .pyc.
-        no_pyc = timed(FIRST_REQUEST, path=[str(bundle)], flags=["-S", "-B"])
-        compileall.compile_dir(bundle, quiet=1, workers=2)
-        with_pyc = timed(FIRST_REQUEST, path=[str(bundle)], flags=["-S", "-B"])
+        flags = ["-S", "-B"]
+        if runtime_python is not None:
+            # Looking for bytecode only under an empty prefix ignores the bundle's __pycache__.
+            with tempfile.TemporaryDirectory() as empty:
+                ignore = [*flags, "-X", f"pycache_prefix={empty}"]
+                no_pyc = timed(FIRST_REQUEST, path=[str(bundle)], flags=ignore, python=python)
+        else:
+            no_pyc = timed(FIRST_REQUEST, path=[str(bundle)], flags=flags)
+            compileall.compile_dir(bundle, quiet=1, workers=2)
+        with_pyc = timed(FIRST_REQUEST, path=[str(bundle)], flags=flags, python=python)
     return ColdStart(
         handler=timed(HANDLER),
         first_request=timed(FIRST_REQUEST),
@@ -79,14 +92,23 @@ def measure(repeats: int, bundle: Path | None) -> ColdStart:
         layer=timed(LAYER, path=[str(REPO / "layers" / "streaming_runtime")]),
         bundle_no_pyc=no_pyc,
         bundle_pyc=with_pyc,
+        bundle_python=_version(python) if bundle is not None else "",
     )
 
 
-def _run(body: str, path: Sequence[str] = (), flags: Sequence[str] = ()) -> float:
+def _version(python: str) -> str:
+    probe = "import platform; print(platform.python_version())"
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _run(
+    body: str, path: Sequence[str] = (), flags: Sequence[str] = (), python: str = sys.executable
+) -> float:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     code = _CHILD.format(path=list(path), body=body)
     done = subprocess.run(
-        [sys.executable, *flags, "-c", code],
+        [python, *flags, "-c", code],
         capture_output=True,
         text=True,
         env=env,

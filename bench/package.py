@@ -3,7 +3,8 @@
 Built by the infrastructure's own packaging steps (`infra/packaging.py`, which imports no CDK):
 pip installs `requirements.txt` for arm64 / CPython 3.13 with binary wheels only and no
 bytecode, botocore is trimmed to the models the function loads, our sources are copied on top
-minus the same excludes, and each folder is zipped as a CDK asset is. A pip failure (no package
+minus the same excludes, the whole is compiled by a local CPython 3.13 if there is one (as
+`cdk deploy` does), and each folder is zipped as a CDK asset is. A pip failure (no package
 index) is reported as "not measured", never raised.
 """
 
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,9 @@ from bench.procs import REPO
 from infra.packaging import (
     FUNCTION_EXCLUDES,
     LAYER_EXCLUDES,
+    compile_bytecode,
     copy_sources,
+    find_runtime_python,
     pip_command,
     trim_botocore_data,
 )
@@ -44,6 +48,9 @@ class Packages:
     layer: Size
     function_dir: Path | None
     """The unzipped function bundle, for the cold-import measure (None when not built)."""
+    runtime_python: str | None = None
+    """The CPython 3.13 that compiled the bundle's bytecode, as deployment does when the machine
+    has one (None: the bundle carries no bytecode)."""
     reason: str = ""
     """Why the function package was not measured."""
 
@@ -61,8 +68,15 @@ def build(workdir: Path, *, with_dependencies: bool) -> Packages:
     shutil.rmtree(function_dir / "bin", ignore_errors=True)
     trim_botocore_data(function_dir)
     copy_sources(REPO / "functions", function_dir, FUNCTION_EXCLUDES)
+    runtime_python = find_runtime_python(PYTHON_VERSION)
+    if runtime_python is not None and not compile_bytecode(function_dir, runtime_python, _quiet):
+        runtime_python = None
     function = Size(tree_size(function_dir), zip_size(function_dir))
-    return Packages(function, layer, function_dir)
+    return Packages(function, layer, function_dir, runtime_python)
+
+
+def _quiet(command: Sequence[str]) -> None:
+    subprocess.run(list(command), check=True, capture_output=True, timeout=_PIP_TIMEOUT)
 
 
 def pip_install(target: Path) -> str:

@@ -265,6 +265,8 @@ def _cold_rows(t: Table, m: Measured) -> None:
             c.first_request,
         )
     )
+    # What a cold start from the bundle as `cdk deploy` builds it on this machine costs.
+    shipped = c.bundle_pyc if p.runtime_python else c.bundle_no_pyc
     bundle = (
         f"{_ms(c.bundle_no_pyc)} / {_ms(c.bundle_pyc)}"
         if c.bundle_no_pyc is not None and c.bundle_pyc is not None
@@ -273,11 +275,16 @@ def _cold_rows(t: Table, m: Measured) -> None:
     t.add(
         Row(
             "import_bundle",
-            "… the same from the Lambda bundle: as built (no .pyc) / compiled",
+            "… the same from the Lambda bundle"
+            + (
+                f" on CPython {c.bundle_python}: without its bytecode / as built (compiled by 3.13)"
+                if p.runtime_python
+                else f" on CPython {c.bundle_python}: as built (no bytecode) / compiled"
+            ),
             bundle,
             "< 300 ms",
-            verdict(None if c.bundle_no_pyc is None else c.bundle_no_pyc < IMPORT_TARGET),
-            c.bundle_no_pyc,
+            verdict(None if shipped is None else shipped < IMPORT_TARGET),
+            shipped,
         )
     )
     deps = " / ".join(_ms(v, unit=False) for v in c.dependencies.values()) + " ms"

@@ -46,7 +46,9 @@ def run(sizes: Sizes) -> Table:
         step("deployment package and layer" + (" (layer only)" if not sizes.package else ""))
         packages = package.build(Path(workdir), with_dependencies=sizes.package)
         step("cold imports")
-        cold = coldstart.measure(sizes.import_repeats, packages.function_dir)
+        cold = coldstart.measure(
+            sizes.import_repeats, packages.function_dir, packages.runtime_python
+        )
     step("done")
     measured = report.Measured(rtt, lat, core, trips, stream, relay, cold, packages)
     return report.table(sizes, measured)

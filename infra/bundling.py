@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ from infra.packaging import (
     PIP_PLATFORMS,
     BundlingError,
     Runner,
+    compile_bytecode,
     copy_sources,
+    find_runtime_python,
     pip_command,
     run_command,
     trim_botocore_data,
@@ -54,6 +57,7 @@ class LocalPythonBundling:
         python_version: str,
         platform: str,
         run: Runner = run_command,
+        find_python: Callable[[str], str | None] = find_runtime_python,
     ) -> None:
         self.source_dir = source_dir
         self.requirements = requirements
@@ -61,6 +65,7 @@ class LocalPythonBundling:
         self.python_version = python_version
         self.platform = platform
         self._run = run
+        self._find_python = find_python
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
         target = Path(output_dir)
@@ -83,6 +88,14 @@ class LocalPythonBundling:
         shutil.rmtree(target / "bin", ignore_errors=True)
         trim_botocore_data(target)
         copy_sources(self.source_dir, target, self.excludes)
+        interpreter = self._find_python(self.python_version)
+        if interpreter is None or not compile_bytecode(target, interpreter, self._run):
+            print(
+                f"note: no python{self.python_version} compiled the bundle, so it ships without "
+                "bytecode and each cold start compiles every module (install that Python, "
+                "e.g. with pyenv, to precompile)",
+                file=sys.stderr,
+            )
         return True
 
 

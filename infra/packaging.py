@@ -105,4 +105,38 @@ def trim_botocore_data(target: Path, keep: Sequence[str] = BOTOCORE_SERVICES_KEP
     return removed
 
 
+def find_runtime_python(version: str) -> str | None:
+    """A CPython of the Lambda runtime's version on this machine (`python3.13` on PATH, or a
+    pyenv install), or None. Bytecode is version-specific but not platform-specific, so any
+    host's 3.13 compiles what arm64 Lambda runs."""
+    candidates = [shutil.which(f"python{version}") or ""]
+    pyenv = Path.home() / ".pyenv" / "versions"
+    candidates += sorted(str(p) for p in pyenv.glob(f"{version}*/bin/python{version}"))
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
+    for candidate in filter(None, candidates):
+        try:
+            done = subprocess.run(
+                [candidate, "-c", probe], capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0 and done.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def compile_bytecode(target: Path, interpreter: str, run: Runner = run_command) -> bool:
+    """Compile the bundle with the runtime's own CPython so Lambda, whose /var/task is
+    read-only, does not compile every module again on every cold start. `unchecked-hash`
+    .pyc files are used without comparing source timestamps, which zipping may change.
+    False (the bundle still works, only colder) when some file could not be compiled."""
+    command = [interpreter, "-m", "compileall", "-q", "-j", "0"]
+    command += ["--invalidation-mode", "unchecked-hash", str(target)]
+    try:
+        run(command)
+    except subprocess.CalledProcessError:
+        return False
+    return True
+
+
 LAYER_EXCLUDES: tuple[str, ...] = ("__pycache__", "*.pyc", "tests", ".gitkeep", ".DS_Store")

@@ -16,11 +16,13 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 
+from infra import packaging
 from infra.bundling import (
     FUNCTION_EXCLUDES,
     LAYER_EXCLUDES,
     BundlingError,
     LocalPythonBundling,
+    compile_bytecode,
     pip_command,
     python_function_code,
     trim_botocore_data,
@@ -81,6 +83,7 @@ def test_try_bundle_installs_lambda_wheels_into_the_output_dir_then_copies_sourc
         python_version="3.13",
         platform="manylinux2014_aarch64",
         run=fake_pip,
+        find_python=lambda _version: None,
     )
 
     assert bundler.try_bundle(str(output), image=None) is True  # type: ignore[arg-type]
@@ -179,3 +182,58 @@ def test_bundle_keeps_only_the_botocore_models_the_function_loads(tmp_path: Path
 
     assert removed == ["ec2", "s3"]
     assert sorted(p.name for p in data.iterdir()) == ["dynamodb", "endpoints.json", "sts"]
+
+
+def test_the_bundle_is_compiled_by_the_runtime_python_when_the_machine_has_one(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+    commands: list[Sequence[str]] = []
+    bundler = LocalPythonBundling(
+        source_dir=make_sources(tmp_path / "functions"),
+        requirements=tmp_path / "requirements.txt",
+        excludes=FUNCTION_EXCLUDES,
+        python_version="3.13",
+        platform="manylinux2014_aarch64",
+        run=commands.append,
+        find_python=lambda version: f"/opt/python{version}",
+    )
+
+    assert bundler.try_bundle(str(output), image=None) is True  # type: ignore[arg-type]
+
+    pip, compile_ = commands
+    assert "pip" in pip
+    assert list(compile_) == [
+        "/opt/python3.13", "-m", "compileall", "-q", "-j", "0",
+        "--invalidation-mode", "unchecked-hash", str(output),
+    ]  # fmt: skip
+
+
+def test_compiled_bytecode_is_used_without_checking_source_times(tmp_path: Path) -> None:
+    module = tmp_path / "pkg" / "mod.py"
+    module.parent.mkdir()
+    module.write_text("VALUE = 1\n")
+
+    assert compile_bytecode(tmp_path, sys.executable) is True
+
+    tag = sys.implementation.cache_tag
+    pyc = (module.parent / "__pycache__" / f"mod.{tag}.pyc").read_bytes()
+    flags = int.from_bytes(pyc[4:8], "little")
+    assert flags == 0b01, "hash-based (bit 0) and not checked against the source (bit 1)"
+
+
+def test_a_broken_module_leaves_the_bundle_uncompiled_not_the_synth_failed(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def (:\n")
+    assert compile_bytecode(tmp_path, sys.executable) is False
+
+
+def test_the_runtime_python_must_report_the_runtime_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(packaging.shutil, "which", lambda _name: sys.executable)
+    monkeypatch.setattr(packaging.Path, "home", lambda: tmp_path)  # no pyenv versions there
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    assert packaging.find_runtime_python(running) == sys.executable
+    assert packaging.find_runtime_python("2.1") is None
