@@ -74,9 +74,8 @@ def _title(sizes: Sizes) -> str:
 
 
 def _latency_rows(t: Table, m: Measured) -> None:
-    lat, trips = m.latency, m.trips.buffered.phases["before"].calls
+    lat = m.latency
     rtt, rtt_concurrent = m.rtt["admission", 1], m.rtt["admission", lat.concurrency]
-    bound = trips * rtt + GATEWAY_OWN_BUDGET
     t.add(
         Row(
             "dynamodb_rtt",
@@ -94,25 +93,21 @@ def _latency_rows(t: Table, m: Measured) -> None:
             number=m.rtt["get", 1],
         )
     )
-    t.add(
-        _added(
-            "added_c1",
-            "Added latency, non-streamed chat, c=1, p50 / p99",
-            lat.c1,
-            bound,
-            f"{trips} x {_ms(rtt)} + 2 ms",
-        )
-    )
-    own = lat.c1.added_p50 - lat.dynamodb_before_upstream
+    t.add(_added("added_c1", "Added latency, non-streamed chat, c=1, p50 / p99", lat.c1))
     t.add(
         Row(
             "gateway_share",
-            "… of which the gateway's own (added p50 minus its DynamoDB time before upstream, "
-            f"{_ms(lat.dynamodb_before_upstream)})",
-            _ms(own),
-            "≤ 2 ms",
-            verdict(own <= GATEWAY_OWN_BUDGET),
-            own,
+            "… the gateway's own share (added p50 minus its DynamoDB wait), c=1 / "
+            f"c={lat.concurrency} / first byte; the same minus the probe's round trip instead",
+            " / ".join(
+                _ms(a.added_p50 - a.dynamodb_p50) for a in (lat.c1, lat.concurrent, lat.ttfb)
+            )
+            + "; "
+            + " / ".join(
+                _ms(a.added_p50 - probe)
+                for a, probe in ((lat.c1, rtt), (lat.concurrent, rtt_concurrent), (lat.ttfb, rtt))
+            ),
+            number=lat.c1.added_p50 - lat.c1.dynamodb_p50,
         )
     )
     t.add(
@@ -123,36 +118,26 @@ def _latency_rows(t: Table, m: Measured) -> None:
             number=lat.c1_back_to_back.added_p50,
         )
     )
-    concurrent_bound = trips * rtt_concurrent + GATEWAY_OWN_BUDGET
     t.add(
         _added(
             "added_cn",
             f"Added latency, non-streamed chat, c={lat.concurrency}, p50 / p99",
             lat.concurrent,
-            concurrent_bound,
-            f"{trips} x {_ms(rtt_concurrent)} + 2 ms",
         )
     )
-    t.add(
-        Row(
-            "ttfb",
-            "Time to first byte added, streamed chat, c=1, p50 / p99",
-            _pair(lat.ttfb.added_p50, lat.ttfb.added_p99, sign=True)
-            + f" (direct {_ms(lat.ttfb.direct_p50)}, gateway {_ms(lat.ttfb.gateway_p50)})",
-            f"≤ {_ms(bound)} ({trips} x {_ms(rtt)} + 2 ms)",
-            verdict(lat.ttfb.added_p50 <= bound),
-            lat.ttfb.added_p50,
-        )
-    )
+    t.add(_added("ttfb", "Time to first byte added, streamed chat, c=1, p50 / p99", lat.ttfb))
 
 
-def _added(key: str, measure: str, a: Added, bound: float, formula: str) -> Row:
+def _added(key: str, measure: str, a: Added) -> Row:
+    """The target: no more than the DynamoDB round trips the gateway waited on before its
+    upstream call, as timed inside it during this very run, plus 2 ms."""
+    bound = a.dynamodb_p50 + GATEWAY_OWN_BUDGET
     return Row(
         key,
         measure,
         _pair(a.added_p50, a.added_p99, sign=True)
         + f" (direct {_ms(a.direct_p50)}, gateway {_ms(a.gateway_p50)})",
-        f"p50 ≤ {_ms(bound)} ({formula})",
+        f"p50 ≤ {_ms(bound)} (DynamoDB wait {_ms(a.dynamodb_p50)} + 2 ms)",
         verdict(a.added_p50 <= bound),
         a.added_p50,
     )
@@ -372,21 +357,27 @@ def _notes(m: Measured) -> list[str]:
         "(direct calls are signed before the clock starts). Except in the back-to-back row, "
         "each client waits, untimed, for the gateway to finish a request's usage write before "
         "its next request, which a keep-alive connection would otherwise queue behind.",
+        "Targets: added p50 ≤ the DynamoDB round trips the gateway waited on before its "
+        "upstream call + 2 ms. That wait is timed inside the gateway (botocore's before-call "
+        "to after-call, per request, p50) in the same run and under the same load, because "
+        "under load moto's answer time depends on what else it serves: at c=1 it matches the "
+        "independent probe of the same UpdateItem (first row) within a fraction of a "
+        "millisecond; at c>1 moto also queues the other requests' usage transactions, which "
+        "the probe does not see. The gateway_share row shows the result against the probe too.",
         "The gateway's own share is an upper bound here: right after each answer the gateway "
         "writes usage (botocore, then moto), which competes with the reading client for the "
         "same 2 cores.",
         f"At c={c} all four processes share 2 cores and moto runs every DynamoDB call under "
-        "one GIL (and closes the connection after each), so that row measures moto's queue; "
-        "its target uses the GetItem round trip measured with as many callers. DynamoDB is "
-        "emptied before each measure: moto's TransactWriteItems deep-copies the tables, so "
-        "its cost grows with every usage item.",
+        "one GIL (and closes the connection after each), so the latencies are moto's queue. "
+        "DynamoDB is emptied before each measure: moto's TransactWriteItems deep-copies the "
+        "tables, so its cost grows with every usage item.",
         "In-process CPU: the real Gateway with in-memory stores and an httpx MockTransport "
         "upstream; includes routing, parsing, SigV4, httpx, usage and cost, excludes the door "
         "and botocore's DynamoDB (de)serialization (both in the 'through the door' row).",
         "Cold imports run in a fresh interpreter here (CPython "
-        f"{sys.version_info.major}.{sys.version_info.minor}, {platform.machine()}); Lambda "
-        "runs 3.13 on arm64. The bundle's wheels are pure Python, so they import here as they "
-        "would there.",
+        f"{sys.version_info.major}.{sys.version_info.minor}, {platform.machine()}; the bundle "
+        "rows on the version they name); Lambda runs 3.13 on arm64. The bundle's wheels are "
+        "pure Python, so they import here as they would there.",
     ]
 
 

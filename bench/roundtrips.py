@@ -123,17 +123,19 @@ def _calls(
 
 def before_upstream_ms(marks: list[list[Any]]) -> list[float]:
     """Per request, the wall-clock milliseconds spent waiting on DynamoDB before the upstream
-    call: the union of the calls' intervals, since the admission calls run concurrently."""
+    call (the union of the calls' intervals). Marks are followed per thread, so this holds for
+    concurrent requests too."""
     per_request: list[list[tuple[float, float]]] = []
-    spans: list[tuple[float, float]] | None = None
-    for kind, _detail, ms, *when in marks:
+    open_spans: dict[int, list[tuple[float, float]] | None] = {}
+    for kind, _detail, ms, when, thread in marks:
         if kind == "request":
-            spans = []
-            per_request.append(spans)
+            started: list[tuple[float, float]] = []
+            per_request.append(started)
+            open_spans[thread] = started
         elif kind == "upstream":
-            spans = None
-        elif kind == "dynamodb" and spans is not None and when:
-            spans.append((float(when[0]), float(when[0]) + float(ms) / 1000.0))
+            open_spans[thread] = None
+        elif kind == "dynamodb" and (spans := open_spans.get(thread)) is not None:
+            spans.append((float(when), float(when) + float(ms) / 1000.0))
     return [_union_ms(spans) for spans in per_request]
 
 

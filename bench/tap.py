@@ -37,8 +37,10 @@ REQUEST_ID_HEADER = "x-gateway-request-id"
 
 
 class CallLog:
-    """Marks as `[kind, detail, milliseconds, perf_counter]` lists, in the order they happened
-    (milliseconds: a DynamoDB call's duration, else 0)."""
+    """Marks as `[kind, detail, milliseconds, perf_counter, thread]` lists, in the order they
+    happened (milliseconds: a DynamoDB call's duration, else 0; thread: the marking thread's
+    ident — the door serves each request on one thread, so a thread's marks are in sequence
+    even when requests run concurrently)."""
 
     def __init__(self) -> None:
         self._marks: list[list[Any]] = []
@@ -46,7 +48,7 @@ class CallLog:
         self._open = threading.local()
 
     def mark(self, kind: str, detail: str = "") -> list[Any]:
-        entry: list[Any] = [kind, detail, 0.0, time.perf_counter()]
+        entry: list[Any] = [kind, detail, 0.0, time.perf_counter(), threading.get_ident()]
         with self._lock:
             self._marks.append(entry)
         return entry
