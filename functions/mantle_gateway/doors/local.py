@@ -1,8 +1,8 @@
 """The local door: a threaded HTTP/1.1 server running the same core as the Lambda doors.
 
-It streams exactly as they do: each chunk the core yields is written as one HTTP chunk and
-flushed at once. A write that fails (client gone) closes the answer, which is how the core
-learns of the disconnect and records usage for what was sent.
+It streams exactly as they do: each chunk the core yields is written as one HTTP chunk, in one
+send, at once. A write that fails (client gone) closes the answer, which is how the core learns
+of the disconnect and records usage for what was sent.
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120
     """Seconds a client may stay silent mid-request (or not read) before its thread is freed."""
     server: LocalServer
+    wbufsize = 0
+    """Unbuffered `wfile` (socketserver's default, relied on): each write is one `sendall`."""
+    _headers_buffer: list[bytes]
+    """`http.server`'s buffer of header lines (`send_header` appends; typeshed omits it)."""
 
     def setup(self) -> None:
         super().setup()
@@ -117,8 +121,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.send_header("connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        self._end_headers_with(body)
+
+    def _end_headers_with(self, body: bytes) -> None:
+        """End the headers and send `body` with them: one send, where `end_headers()` and then
+        `wfile.write(body)` make two syscalls (and two segments on the wire)."""
+        if self.request_version == "HTTP/0.9":
+            self.wfile.write(body)  # a 0.9 answer has no headers; http.server buffers none
+            return
+        self._headers_buffer += (b"\r\n", body)
+        self.flush_headers()
 
     def _write(self, response: GatewayResponse) -> None:
         self.send_response(response.status)
@@ -126,19 +138,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if isinstance(response.body, bytes):
             self.send_header("content-length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
+            self._end_headers_with(b"" if self.command == "HEAD" else response.body)
             return
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        self.wfile.flush()
+        write = self.wfile.write
         for chunk in response.body:
             if chunk:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+                write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        write(b"0\r\n\r\n")
 
     def log_message(self, format: str, *args: object) -> None:
         """Access lines are left to the gateway's structured logs."""

@@ -4,6 +4,13 @@ httpx errors are translated here and nowhere else: before the answer's headers a
 and any other transport failure 502 (`UpstreamTimeoutError`, `UpstreamError`); after them, while
 the body streams, they become `StreamBroken`, which the relay turns into one SSE error event.
 Every read is bounded both by the configured timeout and by the time the Lambda has left.
+
+A streamed body is read from the pooled HTTP/1.1 connection's h11 parser directly, not through
+`iter_raw()`, which passes each HTTP chunk (Mantle sends one per SSE event) up six generators,
+alone. Read directly, all the chunks already received leave as one piece, so the relay and the
+door handle a burst once instead of once per event; nothing ever waits for more bytes while some
+are in hand. Any other connection (HTTP/2, a proxy, a mock transport, a changed httpcore) is
+read through `iter_raw()`.
 """
 
 from __future__ import annotations
@@ -12,12 +19,17 @@ import time
 from collections.abc import Callable, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
+import h11
+import httpcore
 import httpx
 
 from mantle_gateway.errors import UpstreamError, UpstreamTimeoutError
 
 _DEADLINE_MARGIN = 1.0
 """Seconds kept back from the Lambda deadline so the gateway can still end the answer cleanly."""
+
+_READ_SIZE = 64 * 1024
+"""Bytes asked of the socket per read of a streamed body (httpcore's own figure)."""
 
 
 _NO_COOKIES = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
@@ -88,12 +100,17 @@ class UpstreamClient:
             response.close()
 
     def chunks(self, response: httpx.Response) -> Iterator[bytes]:
-        """Raw body chunks as they arrive; closing this iterator closes the upstream connection."""
+        """Raw body bytes as they arrive; closing this iterator closes the upstream connection."""
+        connection = _http11_connection(response)
         try:
-            yield from response.iter_raw()
-        except httpx.TimeoutException as exc:
+            if connection is None:
+                yield from response.iter_raw()
+            else:
+                timeouts = response.request.extensions.get("timeout", {})
+                yield from _received(connection, timeouts.get("read"))
+        except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             raise StreamBroken("upstream_idle_timeout") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpcore.NetworkError, h11.ProtocolError) as exc:
             raise StreamBroken("upstream_dropped") from exc
         finally:
             response.close()
@@ -108,3 +125,42 @@ class UpstreamClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _http11_connection(response: httpx.Response) -> httpcore.HTTP11Connection | None:
+    """The connection under httpx's response stream → httpcore's pool stream → its
+    HTTP/1.1 body stream, as httpx 0.28 and httpcore 1.0 build them; None for anything else."""
+    stream: object = response.stream
+    for attribute in ("_stream", "_httpcore_stream", "_stream", "_connection"):
+        stream = getattr(stream, attribute, None)
+    if (
+        isinstance(stream, httpcore.HTTP11Connection)
+        and isinstance(getattr(stream, "_h11_state", None), h11.Connection)
+        and isinstance(getattr(stream, "_network_stream", None), httpcore.NetworkStream)
+    ):
+        return stream
+    return None
+
+
+def _received(connection: httpcore.HTTP11Connection, timeout: float | None) -> Iterator[bytes]:
+    """httpcore's own body loop, except that it yields only when h11 needs more bytes.
+
+    Driving the connection's h11 state (not a copy) keeps it exact: after the last chunk both
+    sides are DONE, so closing the response returns the connection to the pool as usual.
+    """
+    parser = connection._h11_state
+    network = connection._network_stream
+    pending: list[bytes | bytearray] = []
+    while True:
+        event = parser.next_event()
+        if type(event) is h11.Data:
+            pending.append(event.data)
+        elif event is h11.NEED_DATA:
+            if pending:
+                yield b"".join(pending)
+                pending = []
+            parser.receive_data(network.read(_READ_SIZE, timeout=timeout))
+        else:
+            break  # EndOfMessage: the body is complete
+    if pending:
+        yield b"".join(pending)

@@ -60,6 +60,16 @@ def test_bytes_split_mid_event_still_forward_whole_events() -> None:
     assert all(piece.endswith(b"\n\n") for piece in out)
 
 
+def test_events_that_arrive_together_leave_together_with_usage_stripped() -> None:
+    box, finish = finish_box()
+    burst = b"".join(chat_stream(True))
+    relay = Relay(iter([burst]), surface="chat_completions", strip_usage=True, on_finish=finish)
+    assert list(relay) == [b"".join(chat_stream(False))]
+    relay.close()
+    assert box[0].tokens == TokenCounts(input=7, output=2)
+    assert (box[0].events, box[0].ended, box[0].outcome) == (3, True, None)
+
+
 def test_responses_data_only_frames_get_event_lines_and_owner_id() -> None:
     frames = [
         b'data: {"type":"response.created","response":{"id":"resp_1"}}\n\n',
