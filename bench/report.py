@@ -358,9 +358,10 @@ def _notes(m: Measured) -> list[str]:
         "each client waits, untimed, for the gateway to finish a request's usage write before "
         "its next request, which a keep-alive connection would otherwise queue behind.",
         "Targets: added p50 ≤ the DynamoDB round trips the gateway waited on before its "
-        "upstream call + 2 ms. That wait is timed inside the gateway (botocore's before-call "
-        "to after-call, per request, p50) in the same run and under the same load, because "
-        "under load moto's answer time depends on what else it serves: at c=1 it matches the "
+        "upstream call + 2 ms. That wait is timed inside the gateway (from the botocore "
+        "call's start to its parsed answer, per request, p50) in the same run and under the "
+        "same load, because under load moto's answer time depends on what else it serves: "
+        "at c=1 it matches the "
         "independent probe of the same UpdateItem (first row) within a fraction of a "
         "millisecond; at c>1 moto also queues the other requests' usage transactions, which "
         "the probe does not see. The gateway_share row shows the result against the probe too.",

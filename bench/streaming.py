@@ -62,10 +62,10 @@ def through_gateway(stack: Stack, sizes: Sizes) -> NetworkStream:
             timing = client.timed_stream(to_sim, direct, body, direct.prepared(body))
             direct_rates.append(timing.events / timing.total)
             idle.append(stack.admin("memory/reset")["rss_kib"])
-            before = stack.cpu_seconds()["gateway"]
+            before = stack.admin("cpu")["cpu_seconds"]
             timing = client.timed_stream(to_gw, gateway, body, gateway.prepared(body))
             stack.settle(admin, timing.request_id or "")
-            cpu.append((stack.cpu_seconds()["gateway"] - before) / timing.events)
+            cpu.append((stack.admin("cpu")["cpu_seconds"] - before) / timing.events)
             peak.append(stack.admin("memory")["hwm_kib"])
             gateway_rates.append(timing.events / timing.total)
             events = timing.events

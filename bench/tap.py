@@ -1,18 +1,19 @@
 """What the bench adds inside the gateway's process, without touching the core.
 
 - `CallLog`: ordered marks — `request` (the door handed a request to the core), `dynamodb <Op>`
-  (botocore `before-call`/`after-call` hooks on the gateway's own DynamoDB client, with the
-  call's duration), `upstream` (the SigV4 credentials were asked for, which the signer does
-  right before the upstream call), `returned` (the core handed the answer back to the door) and
-  `closed` (the door closes the answer, after its last byte went to the socket). Counting
-  DynamoDB calls between those marks splits them into before-upstream / during the answer /
-  after the last byte.
+  (botocore hooks on the gateway's own DynamoDB client, with the call's whole duration as its
+  caller waits on it: from `provide-client-params`, before the request is built, to
+  `after-call`, once the answer is parsed), `upstream` (the SigV4 credentials were asked for,
+  which the signer does right before the upstream call), `returned` (the core handed the
+  answer back to the door) and `closed` (the door closes the answer, after its last byte
+  went to the socket). Counting DynamoDB calls between those marks splits them into
+  before-upstream / during the answer / after the last byte.
 - `Tap`: wraps the `Gateway` as the local door's handler and answers `/__bench/*` itself: the
-  marks, the process's memory (resident set and its high-water mark, which Linux lets a process
-  reset through `/proc/self/clear_refs`), and `settled?id=…`, which returns once that request's
-  answer is closed and its usage written. A client that waits for it before its next request
-  times each request alone, not queued behind the previous one's usage write on the same
-  keep-alive connection (the door, like a Lambda instance, serves one request at a time).
+  marks, the process's CPU time and memory (resident set and its high-water mark, which Linux
+  lets a process reset through `/proc/self/clear_refs`), and `settled?id=…`, which returns once
+  that request's answer is closed and its usage written. A client that waits for it before its
+  next request times each request alone, not queued behind the previous one's usage write on the
+  same keep-alive connection (the door, like a Lambda instance, serves one request at a time).
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ class CallLog:
         return marks
 
     def watch(self, dynamo: Dynamo) -> None:
-        """Mark every API call the gateway's DynamoDB client makes, with how long it took
-        (`before-call` to `after-call`: serialization, the HTTP round trip and parsing)."""
+        """Mark every API call the gateway's DynamoDB client makes, with how long its caller
+        waited: building and signing the request, the HTTP round trip, parsing the answer —
+        what the bench's probe of the same call times from outside."""
 
         def before_call(model: Any, **_: Any) -> None:
             self._open.call = (self.mark("dynamodb", str(model.name)), time.perf_counter())
@@ -70,7 +72,7 @@ class CallLog:
             entry[2] = (time.perf_counter() - started) * 1000.0
 
         events = dynamo.client.meta.events
-        events.register("before-call.dynamodb.*", before_call)
+        events.register("provide-client-params.dynamodb.*", before_call)
         events.register("after-call.dynamodb.*", after_call)
 
     def marking(
@@ -154,6 +156,8 @@ class Tap:
             return {"reset": reset_peak_memory(), **memory()}
         if action == "memory":
             return memory()
+        if action == "cpu":
+            return {"cpu_seconds": time.process_time()}  # ns resolution; /proc has 10 ms ticks
         return {"error": f"unknown action {action}"}
 
 
