@@ -15,9 +15,11 @@ from typing import Any
 class EmbeddedDynamoDB:
     """A real HTTP DynamoDB endpoint on loopback, served by moto in a background thread.
 
-    moto's TransactWriteItems deep-copies the tables for its rollback, which breaks when another
-    thread changes them meanwhile; so transactions (and table changes) run alone, and every other
-    call runs concurrently with the others, as in moto's own threaded server.
+    moto's server threads are not safe with each other: a conditional write checks its condition
+    and then writes without a lock, so two threads can both pass it (N racing gateways then
+    admit more than the rate limit; DynamoDB makes each conditional write atomic), and
+    TransactWriteItems deep-copies the tables for its rollback, which breaks when another thread
+    changes them meanwhile. So every write runs alone; reads run concurrently with each other.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -41,7 +43,7 @@ class EmbeddedDynamoDB:
 
         def serialized(environ: Any, start_response: Any) -> Any:
             target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
-            with lock.exclusive() if target.endswith(_EXCLUSIVE) else lock.shared():
+            with lock.shared() if target.endswith(_READS) else lock.exclusive():
                 return list(app(environ, start_response))
 
         self._server = make_server(
@@ -67,7 +69,17 @@ class EmbeddedDynamoDB:
             self._thread.join(timeout=5)
 
 
-_EXCLUSIVE = (".TransactWriteItems", ".CreateTable", ".DeleteTable", ".UpdateTable")
+_READS = (
+    ".GetItem",
+    ".BatchGetItem",
+    ".TransactGetItems",
+    ".Query",
+    ".Scan",
+    ".DescribeTable",
+    ".DescribeTimeToLive",
+    ".ListTables",
+)
+"""Calls that only read: these may run side by side; anything else runs alone."""
 
 
 class _SharedExclusiveLock:
