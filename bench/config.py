@@ -18,6 +18,9 @@ class Sizes:
     requests_per_worker: int = 12
     """Requests per worker thread and repetition at `concurrency` (moto makes these slow)."""
     ttfb_requests: int = 100
+    pause_seconds: float = 0.03
+    """Idle time before each request of a settled run, the same on both sides (bench.load);
+    longer than the gateway's usage write, which it includes."""
     stream_events: int = 10_000
     rtt_samples: int = 300
     """DynamoDB GetItem calls per repetition for the round-trip latency."""
@@ -39,6 +42,7 @@ QUICK = Sizes(
     concurrency=4,
     requests_per_worker=5,
     ttfb_requests=10,
+    pause_seconds=0.005,
     stream_events=300,
     rtt_samples=20,
     cpu_requests=100,

@@ -3,8 +3,10 @@
 Added latency is a difference of percentiles taken in the same repetition (gateway p50 minus
 direct p50, gateway p99 minus direct p99), then the median over repetitions; the sides take
 turns going first so slow drift favours neither. "Settled" runs wait, untimed, for the gateway
-to finish each request's usage write before sending the next one on the same connection; the
-back-to-back run does not, and so shows what that write costs a client that does not pause.
+to finish each request's usage write before sending the next one on the same connection, and
+at concurrency 1 start every request, direct or not, the same pause after the previous one
+(`bench.load`; under concurrent load nothing idles, so those runs do not pause); the
+back-to-back run does neither, and so shows what that write costs a client that does not pause.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
     runs: dict[str, list[Added]] = {"c1": [], "b2b": [], "cn": [], "ttfb": [], "tail": []}
     cpu: list[dict[str, float]] = []
     for rep in range(sizes.repeats):
-        pair = _Pair(stack, first_direct=rep % 2 == 0)
+        pair = _Pair(stack, first_direct=rep % 2 == 0, pause=sizes.pause_seconds)
         runs["c1"].append(pair.run(body, 1, sizes.requests_c1, client.timed_post))
         runs["b2b"].append(pair.run(body, 1, sizes.requests_c1, client.timed_post, settle=False))
         cpu.append(pair.gateway_cpu)
@@ -88,6 +90,7 @@ class _Pair:
 
     stack: Stack
     first_direct: bool
+    pause: float
     gateway_cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds per request of each process during the last gateway run."""
 
@@ -108,6 +111,7 @@ class _Pair:
                 per_worker=per_worker,
                 timer=timer,
                 settle=self.stack.settle if settle else None,
+                pause=self.pause if settle and workers == 1 else 0.0,
             )
             if target is gateway:
                 after, count = self.stack.cpu_seconds(), workers * (per_worker + load.WARMUP)
@@ -137,14 +141,17 @@ def _median(runs: list[Added]) -> Added:
 PROBES = ("admission", "get")
 
 
-def dynamodb_round_trip(stack: Stack, sizes: Sizes, probe: str, *, callers: int = 1) -> float:
+def dynamodb_round_trip(
+    stack: Stack, sizes: Sizes, probe: str, *, callers: int = 1, pause: float = 0.0
+) -> float:
     """Median over repetitions of the p50 of one DynamoDB call, made through the gateway's own
     store code (`store.dynamo.Dynamo`) by `callers` threads at once (1: the unloaded round trip;
     the load test's concurrency: moto under load).
 
     `probe` "admission" is the very call the gateway makes before its upstream call: the
     conditional UpdateItem of `LimitsStore.admit` with a rate limit and a budget (limits never
-    reached). "get" is a consistent GetItem of a key item, the cheapest call moto serves."""
+    reached). "get" is a consistent GetItem of a key item, the cheapest call moto serves.
+    `pause` idles each caller before each call, as the settled latency runs do."""
     from mantle_gateway.store.dynamo import Dynamo
 
     dynamo = Dynamo(region="us-east-1", endpoint_url=stack.dynamodb_url)
@@ -158,7 +165,11 @@ def dynamodb_round_trip(stack: Stack, sizes: Sizes, probe: str, *, callers: int 
         def call() -> None:
             for _ in range(3):
                 once()
-            mine = [once() for _ in range(per_caller)]
+            mine = []
+            for _ in range(per_caller):
+                if pause:
+                    time.sleep(pause)
+                mine.append(once())
             with lock:
                 samples.extend(mine)
 

@@ -356,7 +356,12 @@ def _notes(m: Measured) -> list[str]:
         "Added latency = gateway percentile minus direct percentile of the same repetition "
         "(direct calls are signed before the clock starts). Except in the back-to-back row, "
         "each client waits, untimed, for the gateway to finish a request's usage write before "
-        "its next request, which a keep-alive connection would otherwise queue behind.",
+        "its next request, which a keep-alive connection would otherwise queue behind; and at "
+        "c=1 every request, direct or via the gateway, starts the same pause after the "
+        "previous one: on this VM an idle pause alone slows the next request (direct p50 "
+        "~0.65 ms back to back, ~1.2 ms after 5 ms idle), so pacing only the gateway side "
+        "would bill it for idleness. The admission probe (first row, 1 caller) is paced the "
+        "same way.",
         "Targets: added p50 ≤ the DynamoDB round trips the gateway waited on before its "
         "upstream call + 2 ms. That wait is timed inside the gateway (from the botocore "
         "call's start to its parsed answer, per request, p50) in the same run and under the "

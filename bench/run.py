@@ -32,7 +32,13 @@ def run(sizes: Sizes) -> Table:
     with Stack() as stack:
         step("DynamoDB round trips")
         rtt = {
-            (probe, callers): latency.dynamodb_round_trip(stack, sizes, probe, callers=callers)
+            (probe, callers): latency.dynamodb_round_trip(
+                stack,
+                sizes,
+                probe,
+                callers=callers,
+                pause=sizes.pause_seconds if (probe, callers) == ("admission", 1) else 0.0,
+            )
             for probe in latency.PROBES
             for callers in (1, sizes.concurrency)
         }
