@@ -5,10 +5,12 @@ moto is a development dependency; it is imported only here, only when asked for.
 
 from __future__ import annotations
 
-import logging
+import io
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
@@ -23,7 +25,6 @@ class EmbeddedDynamoDB:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         _plain_number_arithmetic()
         self._address = (host, port)
         self._server: Any = None
@@ -31,12 +32,7 @@ class EmbeddedDynamoDB:
         self.endpoint_url = ""
 
     def start(self) -> EmbeddedDynamoDB:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         app = DomainDispatcherApplication(create_backend_app)
         lock = _SharedExclusiveLock()
@@ -46,13 +42,7 @@ class EmbeddedDynamoDB:
             with lock.shared() if target.endswith(_READS) else lock.exclusive():
                 return list(app(environ, start_response))
 
-        self._server = make_server(
-            self._address[0],
-            self._address[1],
-            serialized,
-            threaded=True,
-            request_handler=MotoRequestHandler,
-        )
+        self._server = _KeepAliveWSGIServer(self._address, serialized)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="embedded-dynamodb", daemon=True
         )
@@ -67,6 +57,79 @@ class EmbeddedDynamoDB:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+class _KeepAliveWSGIServer(ThreadingHTTPServer):
+    """moto's WSGI app over HTTP/1.1 keep-alive, as DynamoDB serves its clients.
+
+    werkzeug's development server closes every connection, so each call opened a new TCP
+    connection and a new server thread: CPU on both sides that a real endpoint does not cost.
+    DynamoDB's protocol is small (a POST with a length-delimited JSON body, a JSON answer), so
+    this front speaks only that much HTTP."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: Any) -> None:
+        super().__init__(address, _WSGIHandler)
+        self.app = app
+
+
+class _WSGIHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _KeepAliveWSGIServer
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        path, _, query = self.path.partition("?")
+        host, port = self.server.server_address[:2]
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": str(host),
+            "SERVER_PORT": str(port),
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "CONTENT_TYPE": self.headers.get("content-type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in self.headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        answer: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], _exc: Any = None) -> Any:
+            answer[:] = [status, headers]
+            return lambda _data: None  # the legacy write() callable; moto returns its body
+
+        data = b"".join(self.server.app(environ, start_response))
+        status, headers = answer
+        code, _, reason = status.partition(" ")
+        self.send_response_only(int(code), reason)
+        for name, value in headers:
+            if name.lower() not in _HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_DELETE = do_HEAD = do_POST
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet, as werkzeug's request log was (set to errors only)."""
+
+
+_HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
 
 
 _READS = (
