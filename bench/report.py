@@ -374,7 +374,7 @@ def _notes(m: Measured) -> list[str]:
         "writes usage (botocore, then moto), which competes with the reading client for the "
         "same 2 cores.",
         f"At c={c} all four processes share 2 cores and moto runs every DynamoDB call under "
-        "one GIL (and closes the connection after each), so the latencies are moto's queue. "
+        "one GIL and runs its writes one at a time, so the latencies are moto's queue. "
         "DynamoDB is emptied before each measure: moto's TransactWriteItems deep-copies the "
         "tables, so its cost grows with every usage item.",
         "In-process CPU: the real Gateway with in-memory stores and an httpx MockTransport "
