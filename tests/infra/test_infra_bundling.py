@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
 import pytest
@@ -113,18 +113,24 @@ def test_try_bundle_installs_lambda_wheels_into_the_output_dir_then_copies_sourc
     assert (output / "httpx").is_dir()
 
 
-def test_a_failing_pip_stops_synthesis_with_the_way_around_it(tmp_path: Path) -> None:
-    def failing_pip(command: Sequence[str]) -> None:
-        raise subprocess.CalledProcessError(1, list(command))
-
-    bundler = LocalPythonBundling(
+def arm64_bundler(tmp_path: Path, **seams: Any) -> LocalPythonBundling:
+    """A bundler for the function's platform over a small source tree, with `seams` (run,
+    find_python) replacing what would touch the network or the machine's Pythons."""
+    return LocalPythonBundling(
         source_dir=make_sources(tmp_path / "functions"),
         requirements=tmp_path / "requirements.txt",
         excludes=FUNCTION_EXCLUDES,
         python_version="3.13",
         platform="manylinux2014_aarch64",
-        run=failing_pip,
+        **seams,
     )
+
+
+def test_a_failing_pip_stops_synthesis_with_the_way_around_it(tmp_path: Path) -> None:
+    def failing_pip(command: Sequence[str]) -> None:
+        raise subprocess.CalledProcessError(1, list(command))
+
+    bundler = arm64_bundler(tmp_path, run=failing_pip)
 
     with pytest.raises(BundlingError, match="SKIP_BUNDLING=1 make synth") as error:
         bundler.try_bundle(str(tmp_path / "out"), image=None)  # type: ignore[arg-type]
@@ -190,14 +196,8 @@ def test_the_bundle_is_compiled_by_the_runtime_python_when_the_machine_has_one(
     output = tmp_path / "out"
     output.mkdir()
     commands: list[Sequence[str]] = []
-    bundler = LocalPythonBundling(
-        source_dir=make_sources(tmp_path / "functions"),
-        requirements=tmp_path / "requirements.txt",
-        excludes=FUNCTION_EXCLUDES,
-        python_version="3.13",
-        platform="manylinux2014_aarch64",
-        run=commands.append,
-        find_python=lambda version: f"/opt/python{version}",
+    bundler = arm64_bundler(
+        tmp_path, run=commands.append, find_python=lambda version: f"/opt/python{version}"
     )
 
     assert bundler.try_bundle(str(output), image=None) is True  # type: ignore[arg-type]
