@@ -57,15 +57,15 @@ class Dynamo:
         A write that meets a ledger transaction in flight on the same item (the key's month item
         is both admitted against and settled) fails with TransactionConflictException, which
         botocore does not retry; it is retried here after a few milliseconds."""
-        for pause in _CONFLICT_PAUSES:
+        pauses = iter(_CONFLICT_PAUSES)
+        while True:
             try:
                 return self._call_once(operation)
-            except _Conflict:
+            except _Conflict as exc:
+                pause = next(pauses, None)
+                if pause is None:
+                    raise StoreError("TransactionConflictException") from exc.__cause__
                 time.sleep(pause * random.uniform(0.5, 1.5))
-        try:
-            return self._call_once(operation)
-        except _Conflict as exc:
-            raise StoreError("TransactionConflictException") from exc.__cause__
 
     def _call_once(self, operation: Callable[[DynamoDBClient], T]) -> T:
         from botocore.exceptions import BotoCoreError, ClientError

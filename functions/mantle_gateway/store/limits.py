@@ -161,9 +161,7 @@ class LimitsStore:
                     conditions.append("window_requests < :rpm")
                     values[":rpm"] = {"N": str(ask.rpm)}
                 if ask.tpm is not None:
-                    conditions.append(
-                        "(attribute_not_exists(window_tokens) OR window_tokens < :tpm)"
-                    )
+                    conditions.append("window_tokens < :tpm")  # set when the window started
                     values[":tpm"] = {"N": str(ask.tpm)}
         if ask.budget is not None:
             # With a budget of 0 even a missing item must refuse, hence attribute_exists there.
@@ -176,12 +174,7 @@ class LimitsStore:
             values[":amount"] = {"N": number(ask.amount)}
             adds.append("committed_usd :amount")
         expression = " ".join(
-            part
-            for part in (
-                "SET " + ", ".join(sets) if sets else "",
-                "ADD " + ", ".join(adds) if adds else "",
-            )
-            if part
+            f"{verb} {', '.join(parts)}" for verb, parts in (("SET", sets), ("ADD", adds)) if parts
         )
         request: dict[str, Any] = {
             "TableName": self._table,
