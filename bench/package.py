@@ -11,7 +11,6 @@ index) is reported as "not measured", never raised.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 import zipfile
@@ -23,11 +22,9 @@ from bench.procs import REPO
 from infra.packaging import (
     FUNCTION_EXCLUDES,
     LAYER_EXCLUDES,
-    compile_bytecode,
     copy_sources,
-    find_runtime_python,
+    finish_bundle,
     pip_command,
-    trim_botocore_data,
 )
 
 PLATFORM = "manylinux2014_aarch64"
@@ -65,12 +62,9 @@ def build(workdir: Path, *, with_dependencies: bool) -> Packages:
     failure = pip_install(function_dir)
     if failure:
         return Packages(None, layer, None, f"not measured ({failure})")
-    shutil.rmtree(function_dir / "bin", ignore_errors=True)
-    trim_botocore_data(function_dir)
-    copy_sources(REPO / "functions", function_dir, FUNCTION_EXCLUDES)
-    runtime_python = find_runtime_python(PYTHON_VERSION)
-    if runtime_python is not None and not compile_bytecode(function_dir, runtime_python, _quiet):
-        runtime_python = None
+    runtime_python = finish_bundle(
+        function_dir, REPO / "functions", FUNCTION_EXCLUDES, PYTHON_VERSION, run=_quiet
+    )
     function = Size(tree_size(function_dir), zip_size(function_dir))
     return Packages(function, layer, function_dir, runtime_python)
 

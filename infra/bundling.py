@@ -18,7 +18,6 @@ bundling options' environment to make a dependency change produce a new asset.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -35,12 +34,10 @@ from infra.packaging import (
     PIP_PLATFORMS,
     BundlingError,
     Runner,
-    compile_bytecode,
-    copy_sources,
     find_runtime_python,
+    finish_bundle,
     pip_command,
     run_command,
-    trim_botocore_data,
 )
 
 
@@ -84,12 +81,15 @@ class LocalPythonBundling:
                 "reachable?); templates alone: SKIP_BUNDLING=1 make synth, or "
                 "cdk synth -c skipBundling=true"
             ) from exc
-        # Console scripts are useless in Lambda and carry host-specific shebangs.
-        shutil.rmtree(target / "bin", ignore_errors=True)
-        trim_botocore_data(target)
-        copy_sources(self.source_dir, target, self.excludes)
-        interpreter = self._find_python(self.python_version)
-        if interpreter is None or not compile_bytecode(target, interpreter, self._run):
+        compiled_by = finish_bundle(
+            target,
+            self.source_dir,
+            self.excludes,
+            self.python_version,
+            run=self._run,
+            find_python=self._find_python,
+        )
+        if compiled_by is None:
             print(
                 f"note: no python{self.python_version} compiled the bundle, so it ships without "
                 "bytecode and each cold start compiles every module (install that Python, "

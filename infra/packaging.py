@@ -139,4 +139,24 @@ def compile_bytecode(target: Path, interpreter: str, run: Runner = run_command) 
     return True
 
 
+def finish_bundle(
+    target: Path,
+    source_dir: Path,
+    excludes: Sequence[str],
+    python_version: str,
+    *,
+    run: Runner = run_command,
+    find_python: Callable[[str], str | None] = find_runtime_python,
+) -> str | None:
+    """Everything a function bundle gets after pip installed its wheels into `target`; returns
+    the interpreter that compiled it, or None when it ships without bytecode."""
+    shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: host shebangs, unused
+    trim_botocore_data(target)
+    copy_sources(source_dir, target, excludes)
+    interpreter = find_python(python_version)
+    if interpreter is not None and compile_bytecode(target, interpreter, run):
+        return interpreter
+    return None
+
+
 LAYER_EXCLUDES: tuple[str, ...] = ("__pycache__", "*.pyc", "tests", ".gitkeep", ".DS_Store")

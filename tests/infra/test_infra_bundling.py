@@ -22,12 +22,11 @@ from infra.bundling import (
     LAYER_EXCLUDES,
     BundlingError,
     LocalPythonBundling,
-    compile_bytecode,
     pip_command,
     python_function_code,
-    trim_botocore_data,
 )
 from infra.constructs.gateway_function import STREAMING_RUNTIME_WRAPPER
+from infra.packaging import compile_bytecode, trim_botocore_data
 
 if TYPE_CHECKING:
     from conftest import Synthesis
