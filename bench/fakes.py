@@ -17,7 +17,6 @@ from bench import payloads
 from mantle_gateway.core.auth import KeyCache, digest
 from mantle_gateway.core.pipeline import Gateway
 from mantle_gateway.core.pricing import PriceTable
-from mantle_gateway.core.usage import UsageRecord
 from mantle_gateway.messages import GatewayRequest
 from mantle_gateway.settings import Settings
 from mantle_gateway.simulator import SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY
@@ -26,6 +25,7 @@ from mantle_gateway.store.limits import Ask, RateState, Verdict
 from mantle_gateway.store.responses import ResponseOwner
 from mantle_gateway.upstream.client import UpstreamClient
 from mantle_gateway.upstream.signing import SigV4Signer, static_credentials
+from mantle_gateway.usage import UsageRecord
 
 _ZERO = Decimal(0)
 SECRET = "mgw_" + "b" * 43

@@ -1,26 +1,50 @@
-"""Every refusal the gateway can give, as OpenAI-shaped errors (DESIGN §8 in one file).
+"""Every refusal the gateway can give, in the shape of the API the client speaks (DESIGN §8).
 
-    GatewayError                      status  type / code
-    ├── InvalidRequestError           400     invalid_request_error / invalid_request
-    │   └── RequestTooLargeError      413     invalid_request_error / request_too_large
-    ├── AuthenticationError           401     authentication_error / invalid_api_key
-    ├── PermissionDeniedError         403     permission_error / model_not_permitted
-    ├── NotFoundError                 404     not_found / not_found
-    ├── MethodNotAllowedError         405     invalid_request_error / method_not_allowed
-    ├── RateLimitError                429     rate_limit_error / rate_limit_exceeded
-    ├── BudgetExceededError           429     insufficient_quota / budget_exceeded
-    ├── UpstreamError                 502     upstream_error / upstream_unreachable
-    │   └── UpstreamTimeoutError      504     upstream_error / upstream_timeout
-    └── ServiceUnavailableError       503     api_error / service_unavailable
+    class                        status  OpenAI type / code           Anthropic type
+    GatewayError                  500     api_error / internal_error     api_error
+    ├── InvalidRequestError       400     invalid_request_error / invalid_request
+    │   │                                                              invalid_request_error
+    │   └── RequestTooLargeError  413     … / request_too_large          request_too_large
+    ├── AuthenticationError       401     authentication_error / invalid_api_key
+    │                                                                  authentication_error
+    ├── PermissionDeniedError     403     permission_error / model_not_permitted
+    │                                                                  permission_error
+    ├── NotFoundError             404     not_found / not_found          not_found_error
+    ├── MethodNotAllowedError     405     invalid_request_error / method_not_allowed
+    │                                                                  invalid_request_error
+    ├── RateLimitError            429     rate_limit_error / rate_limit_exceeded
+    │                                                                  rate_limit_error
+    ├── BudgetExceededError       429     insufficient_quota / budget_exceeded
+    │                                                                  rate_limit_error
+    ├── UpstreamError             502     upstream_error / upstream_unreachable
+    │   │                                                              api_error
+    │   └── UpstreamTimeoutError  504     upstream_error / upstream_timeout
+    │                                                                  api_error
+    └── ServiceUnavailableError   503     api_error / service_unavailable
+                                                                       overloaded_error
 
-Only `core/pipeline.py` turns these into answers. Messages are written by us, never copied from
-an exception of a library, so no internal detail or secret reaches a client.
+OpenAI: `{"error": {"message", "type", "code", "param"}}`. Anthropic (every path under
+`/anthropic/`): `{"type": "error", "error": {"type", "message"}}`; Anthropic's types carry no
+code, so the message says which limit refused. Only `core/pipeline.py` and the doors turn these
+into answers, through `body(shape)`. Messages are written by us, never copied from an exception
+of a library, so no internal detail or secret reaches a client.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Literal
+
+Shape = Literal["openai", "anthropic"]
+ANTHROPIC_PREFIX = "/anthropic"
+
+
+def shape_for(path: str) -> Shape:
+    """Which error shape a path's clients read: Anthropic's under `/anthropic/`, else OpenAI's."""
+    if path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/"):
+        return "anthropic"
+    return "openai"
 
 
 class ConfigError(Exception):
@@ -31,6 +55,7 @@ class GatewayError(Exception):
     status = 500
     type = "api_error"
     code: str | None = "internal_error"
+    anthropic_type = "api_error"
 
     def __init__(
         self,
@@ -47,7 +72,9 @@ class GatewayError(Exception):
             self.code = code
         self.headers: dict[str, str] = dict(headers or {})
 
-    def body(self) -> bytes:
+    def body(self, shape: Shape = "openai") -> bytes:
+        if shape == "anthropic":
+            return anthropic_error_body(self.message, self.anthropic_type)
         return error_body(self.message, self.type, self.code, self.param)
 
 
@@ -57,51 +84,65 @@ def error_body(message: str, type_: str, code: str | None, param: str | None = N
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+def anthropic_error_body(message: str, type_: str) -> bytes:
+    """Anthropic's error envelope, as bytes ready to send."""
+    payload = {"type": "error", "error": {"type": type_, "message": message}}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 class InvalidRequestError(GatewayError):
     status = 400
     type = "invalid_request_error"
     code = "invalid_request"
+    anthropic_type = "invalid_request_error"
 
 
 class RequestTooLargeError(InvalidRequestError):
     status = 413
     code = "request_too_large"
+    anthropic_type = "request_too_large"
 
 
 class AuthenticationError(GatewayError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+    anthropic_type = "authentication_error"
 
 
 class PermissionDeniedError(GatewayError):
     status = 403
     type = "permission_error"
     code = "model_not_permitted"
+    anthropic_type = "permission_error"
 
 
 class NotFoundError(GatewayError):
     status = 404
     type = "not_found"
     code = "not_found"
+    anthropic_type = "not_found_error"
 
 
 class MethodNotAllowedError(GatewayError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+    anthropic_type = "invalid_request_error"
 
 
 class RateLimitError(GatewayError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
+    anthropic_type = "rate_limit_error"
 
 
 class BudgetExceededError(GatewayError):
     status = 429
     type = "insufficient_quota"
     code = "budget_exceeded"
+    anthropic_type = "rate_limit_error"
 
 
 class UpstreamError(GatewayError):
@@ -119,3 +160,4 @@ class ServiceUnavailableError(GatewayError):
     status = 503
     type = "api_error"
     code = "service_unavailable"
+    anthropic_type = "overloaded_error"

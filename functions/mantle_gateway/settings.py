@@ -17,6 +17,7 @@ from mantle_gateway.errors import ConfigError
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_PRICE_FIELDS = frozenset({"input", "output", "cached", "cache_write"})
 
 DEFAULT_ROUTE_RULES: tuple[tuple[str, str], ...] = (
     # reference/mantle-facts.md §1.2: the OpenAI frontier family, Gemma 4 and Grok live under
@@ -178,7 +179,8 @@ def _route_rules(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def _prices(env: Mapping[str, str]) -> Mapping[str, Mapping[str, float]]:
-    """PRICES_JSON='{"model": {"input": 0.15, "output": 0.6, "cached": 0.015}}' (USD per 1M)."""
+    """PRICES_JSON='{"model": {"input": 3, "output": 15, "cached": 0.3, "cache_write": 3.75}}'
+    (USD per 1M tokens; any subset of the four)."""
     raw = env.get("PRICES_JSON", "").strip()
     if not raw:
         return {}
@@ -190,8 +192,10 @@ def _prices(env: Mapping[str, str]) -> Mapping[str, Mapping[str, float]]:
         raise ConfigError("PRICES_JSON: must be an object of model -> prices")
     out: dict[str, dict[str, float]] = {}
     for model, prices in data.items():
-        if not isinstance(prices, dict) or not prices.keys() <= {"input", "output", "cached"}:
-            raise ConfigError(f"PRICES_JSON: {model!r} must map input/output/cached to numbers")
+        if not isinstance(prices, dict) or not prices.keys() <= _PRICE_FIELDS:
+            raise ConfigError(
+                f"PRICES_JSON: {model!r} must map input/output/cached/cache_write to numbers"
+            )
         try:
             out[model] = {k: float(v) for k, v in prices.items()}
         except (TypeError, ValueError):

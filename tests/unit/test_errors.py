@@ -29,3 +29,40 @@ def test_error_envelope(cls: type[errors.GatewayError], status: int, type_: str,
     assert body == {
         "error": {"message": "something went wrong", "type": type_, "code": code, "param": "model"}
     }
+
+
+@pytest.mark.parametrize(
+    ("cls", "type_"),
+    [
+        (errors.InvalidRequestError, "invalid_request_error"),
+        (errors.RequestTooLargeError, "request_too_large"),
+        (errors.AuthenticationError, "authentication_error"),
+        (errors.PermissionDeniedError, "permission_error"),
+        (errors.NotFoundError, "not_found_error"),
+        (errors.MethodNotAllowedError, "invalid_request_error"),
+        (errors.RateLimitError, "rate_limit_error"),
+        (errors.BudgetExceededError, "rate_limit_error"),
+        (errors.UpstreamError, "api_error"),
+        (errors.UpstreamTimeoutError, "api_error"),
+        (errors.ServiceUnavailableError, "overloaded_error"),
+        (errors.GatewayError, "api_error"),
+    ],
+)
+def test_anthropic_envelope(cls: type[errors.GatewayError], type_: str) -> None:
+    body = json.loads(cls("no", param="model").body("anthropic"))
+    assert body == {"type": "error", "error": {"type": type_, "message": "no"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [
+        ("/anthropic/v1/messages", "anthropic"),
+        ("/anthropic", "anthropic"),
+        ("/anthropic/", "anthropic"),
+        ("/anthropicx/v1/messages", "openai"),
+        ("/openai/v1/chat/completions", "openai"),
+        ("/", "openai"),
+    ],
+)
+def test_shape_follows_the_path(path: str, shape: str) -> None:
+    assert errors.shape_for(path) == shape

@@ -47,6 +47,7 @@ def test_endpoint_override_and_tables() -> None:
         ({"DEFAULT_KEY_TPM": "-5"}, "DEFAULT_KEY_TPM"),
         ({"MANTLE_REGION": "moon-1"}, "MANTLE_REGION"),
         ({"PRICES_JSON": '{"m": {"input": -1}}'}, "PRICES_JSON"),
+        ({"PRICES_JSON": '{"m": {"cache_read": 1}}'}, "PRICES_JSON"),
     ],
 )
 def test_bad_value_names_the_variable_in_one_line(env: dict[str, str], variable: str) -> None:

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 from mantle_gateway.core.call import Call
 from mantle_gateway.core.pricing import PriceTable
-from mantle_gateway.core.usage import TokenCounts, UsageRecord, from_responses_usage
 from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.store.responses import PendingBill, ResponseOwner
 from mantle_gateway.stream.relay import Observation
+from mantle_gateway.usage import TokenCounts, UsageRecord, from_responses_usage
 
 _ZERO = Decimal(0)
 _WAITING = frozenset({"queued", "in_progress"})

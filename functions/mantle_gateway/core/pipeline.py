@@ -24,7 +24,6 @@ from urllib.parse import parse_qsl, quote, urlencode
 from mantle_gateway.core import admission, auth, body, metering, routes
 from mantle_gateway.core.call import Call
 from mantle_gateway.core.pricing import PriceTable
-from mantle_gateway.core.usage import from_chat_usage, from_responses_usage
 from mantle_gateway.errors import (
     GatewayError,
     InvalidRequestError,
@@ -37,6 +36,7 @@ from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.stream.relay import Observation, Relay
 from mantle_gateway.upstream import routing, signing
 from mantle_gateway.upstream.client import UpstreamClient
+from mantle_gateway.usage import from_chat_usage, from_responses_usage
 
 if TYPE_CHECKING:
     import httpx

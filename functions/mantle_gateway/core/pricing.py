@@ -3,8 +3,10 @@
 Bundled defaults come from reference/mantle-facts.md §6.2 (us-east-1, on-demand, standard tier);
 a deployment overrides or adds models with PRICES_JSON, no code change. Reasoning tokens are
 output tokens (they are already inside `output_tokens`). Cached input tokens are charged at the
-cached rate where the model has one, else at the input rate. Costs are exact decimals rounded to
-1e-10 USD, so a month's usage items add up to the spend counter to the cent and beyond.
+cached rate where the model has one, else at the input rate; tokens written to a prompt cache
+(Anthropic Messages) at the cache-write rate where the model has one, else at the input rate.
+Costs are exact decimals rounded to 1e-10 USD, so a month's usage items add up to the spend
+counter to the cent and beyond.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 
-from mantle_gateway.core.usage import TokenCounts
+from mantle_gateway.usage import TokenCounts
 
 _MILLION = Decimal(1_000_000)
 MAX_OUTPUT_TOKENS = 10_000_000
@@ -27,6 +29,7 @@ class Price:
     input: Decimal
     output: Decimal
     cached: Decimal | None = None
+    cache_write: Decimal | None = None
 
 
 def _p(inp: str, out: str, cached: str | None = None) -> Price:
@@ -53,6 +56,9 @@ class PriceTable:
                 _dec(prices.get("input"), base.input),
                 _dec(prices.get("output"), base.output),
                 _dec(prices.get("cached"), base.cached) if "cached" in prices else base.cached,
+                _dec(prices.get("cache_write"), base.cache_write)
+                if "cache_write" in prices
+                else base.cache_write,
             )
         self._table = table
 
@@ -62,11 +68,14 @@ class PriceTable:
         if price is None:
             return None
         cached = min(tokens.cached, tokens.input)
+        written = min(tokens.cache_write, tokens.input - cached)
         cached_rate = price.cached if price.cached is not None else price.input
+        write_rate = price.cache_write if price.cache_write is not None else price.input
         with localcontext(_EXACT):
             total = (
-                (tokens.input - cached) * price.input
+                (tokens.input - cached - written) * price.input
                 + cached * cached_rate
+                + written * write_rate
                 + tokens.output * price.output
             ) / _MILLION
             return total.quantize(COST_QUANTUM)

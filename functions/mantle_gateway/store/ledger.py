@@ -19,10 +19,10 @@ from decimal import Decimal
 from typing import Any
 
 from mantle_gateway import schema
-from mantle_gateway.core.usage import UsageRecord
 from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError, number, to_item
 from mantle_gateway.store.limits import spend_pk
+from mantle_gateway.usage import UsageRecord
 
 FAILED_WRITE_MESSAGE = "usage_write_failed"
 WRITTEN, ALREADY_PRESENT, FAILED = "written", "already_present", "failed"

@@ -19,9 +19,9 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mantle_gateway.core.usage import TokenCounts, from_chat_usage, from_responses_usage
 from mantle_gateway.stream.sse import SSEDecoder, SSEEvent, frame
 from mantle_gateway.upstream.client import StreamBroken
+from mantle_gateway.usage import TokenCounts, from_chat_usage, from_responses_usage
 
 DONE = b"data: [DONE]\n\n"
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})

@@ -3,9 +3,9 @@
 import json
 from collections.abc import Iterator
 
-from mantle_gateway.core.usage import TokenCounts
 from mantle_gateway.stream.relay import DONE, Observation, Relay
 from mantle_gateway.upstream.client import StreamBroken
+from mantle_gateway.usage import TokenCounts
 
 
 def chat_stream(include_usage: bool) -> list[bytes]:

@@ -1,8 +1,12 @@
 """The usage record of DESIGN §5: what one billable request used, and the item finance reads.
 
+Value types shared by `stream/` (reads usage from events), `store/` (writes the item) and `core/`
+(prices it), so they sit below all three.
+
 Sparse attributes are absent, never zero or empty: `api_surface` is written only by the
-passthrough surfaces, `reasoning_tokens` only when non-zero, `estimated` only when the upstream
-never reported usage (a client that disconnects early is still billed for what it received).
+passthrough surfaces, `reasoning_tokens` and `cache_write_tokens` only when non-zero, `estimated`
+only when the upstream never reported usage (a client that disconnects early is still billed for
+what it received).
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ class TokenCounts:
     input: int = 0
     output: int = 0
     cached: int = 0
+    """Input tokens read from a prompt cache (inside `input`)."""
     reasoning: int = 0
+    """Output tokens spent reasoning (inside `output`)."""
+    cache_write: int = 0
+    """Input tokens written to a prompt cache (inside `input`; Anthropic Messages only)."""
 
     @property
     def total(self) -> int:
@@ -111,6 +119,8 @@ class UsageRecord:
             values["api_surface"] = self.api_surface
         if self.tokens.reasoning:
             values["reasoning_tokens"] = self.tokens.reasoning
+        if self.tokens.cache_write:
+            values["cache_write_tokens"] = self.tokens.cache_write
         if self.outcome:
             values["outcome"] = self.outcome
         if self.estimated:
