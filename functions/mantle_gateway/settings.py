@@ -41,6 +41,8 @@ class Settings:
     usage_table: str = schema.DEFAULT_USAGE_TABLE
     limits_table: str = schema.DEFAULT_LIMITS_TABLE
     enable_openai_passthrough: bool = True
+    enable_anthropic_passthrough: bool = True
+    """Serve the Anthropic Messages surface under `/anthropic/v1` (ENABLE_ANTHROPIC_PASSTHROUGH)."""
     log_level: str = "INFO"
     key_cache_ttl_seconds: float = 30.0
     upstream_connect_timeout_seconds: float = 5.0
@@ -90,6 +92,7 @@ class Settings:
             usage_table=_name(env, "USAGE_TABLE", schema.DEFAULT_USAGE_TABLE),
             limits_table=_name(env, "LIMITS_TABLE", schema.DEFAULT_LIMITS_TABLE),
             enable_openai_passthrough=_flag(env, "ENABLE_OPENAI_PASSTHROUGH", True),
+            enable_anthropic_passthrough=_flag(env, "ENABLE_ANTHROPIC_PASSTHROUGH", True),
             log_level=_log_level(env),
             key_cache_ttl_seconds=ttl,
             upstream_connect_timeout_seconds=_number(

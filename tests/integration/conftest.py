@@ -1,6 +1,6 @@
 """Real servers, started once per run: DynamoDB (moto server mode), the Mantle simulator, and the
 local door running the gateway, all on loopback ephemeral ports. Tests drive them with the
-official openai SDK and read the ledger straight from DynamoDB.
+official openai and anthropic SDKs and read the ledger straight from DynamoDB.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -46,6 +47,8 @@ def _fresh_simulator(sim: simulator.Simulator) -> None:
     sim.reset()
     sim.reasoning_tokens = 0
     sim.cached_tokens = 0
+    sim.cache_write_tokens = 0
+    sim.message_tokens = 8
     sim.event_delay = 0.0
     sim.responses_event_lines = False
 
@@ -129,6 +132,21 @@ def new_key(settings: Settings, dynamo: Dynamo) -> KeyFactory:
 def client(gateway: LocalServer) -> Callable[[str], openai.OpenAI]:
     def make(key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=gateway.url + "/openai/v1", api_key=key, max_retries=0)
+
+    return make
+
+
+@pytest.fixture
+def claude(gateway: LocalServer) -> Callable[..., anthropic.Anthropic]:
+    """The official anthropic SDK pointed at the gateway as its users point it:
+    base URL `<gateway>/anthropic`, the gateway key as `api_key` (or `auth_token`)."""
+
+    def make(
+        key: str | None = None, *, url: str | None = None, **options: Any
+    ) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            base_url=(url or gateway.url) + "/anthropic", api_key=key, max_retries=0, **options
+        )
 
     return make
 

@@ -1,8 +1,8 @@
 """`mantle-gateway usage report|replay`: the finance view of a month, and the repair of the ledger.
 
 `report` reads a month with Queries only (one key, or every key through the month index) and
-prints per key requests, tokens (reasoning included), cost, budget and what remains, broken down
-by `api_surface` and model, as a table, CSV or JSON.
+prints per key requests, tokens (cached, cache-written and reasoning included), cost, budget and
+what remains, broken down by `api_surface` and model, as a table, CSV or JSON.
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
@@ -78,6 +78,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
         "input_tokens",
         "output_tokens",
         "cached_tokens",
+        "cache_write_tokens",
         "reasoning_tokens",
         "cost_usd",
         "budget_usd",

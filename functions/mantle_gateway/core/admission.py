@@ -53,7 +53,7 @@ class Admission:
             reset = verdict.rate.reset_seconds
             raise RateLimitError(
                 f"Rate limit reached for key {ask.key_id}; retry in {reset}s.",
-                headers=dict(verdict.rate.headers()) | {"retry-after": str(reset)},
+                headers=dict(call.rate_headers) | {"retry-after": str(reset)},
             )
         if verdict.refused == "budget":
             metric("BudgetRefusals")

@@ -11,6 +11,7 @@ from mantle_gateway.messages import GatewayRequest
 
 if TYPE_CHECKING:
     from mantle_gateway.core import body, routes
+    from mantle_gateway.core.family import Family
     from mantle_gateway.store.keys import KeyRecord
     from mantle_gateway.store.limits import RateState
     from mantle_gateway.store.responses import ResponseOwner
@@ -30,6 +31,8 @@ class Call:
     key: KeyRecord
     parsed: body.ParsedBody | None
     rate: RateState | None
+    family: Family
+    """The API family the route belongs to: asked wherever OpenAI and Anthropic differ."""
     prefix: str = "/v1"
     owner: ResponseOwner | None = None
     """The owner record of the stored response this request names, once checked."""
@@ -43,6 +46,10 @@ class Call:
         return self.now.strftime("%Y-%m")
 
     @property
+    def rate_headers(self) -> list[tuple[str, str]]:
+        """The key's rate window, spelled as the client's API family spells it."""
+        return self.family.rate_headers(self.rate, self.now) if self.rate else []
+
+    @property
     def extra_headers(self) -> list[tuple[str, str]]:
-        headers = [("x-gateway-request-id", self.request_id)]
-        return headers + (self.rate.headers() if self.rate else [])
+        return [("x-gateway-request-id", self.request_id), *self.rate_headers]

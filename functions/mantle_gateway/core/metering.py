@@ -10,6 +10,7 @@ its usage item's id is derived from the response id and the ledger's put is cond
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -86,10 +87,13 @@ class Meter:
         """The usage of a request whose answer just ended (never raises: the answer is sent)."""
         assert call.parsed is not None
         tokens = observed.tokens
-        estimated = tokens is None
+        estimated = tokens is None or observed.estimated
         if tokens is None:
             # No usage from upstream (cut short): bill what was sent and seen, marked estimated.
             tokens = TokenCounts(input=max(1, len(call.request.body) // 4), output=observed.events)
+        elif observed.estimated:
+            # The input was reported, the final output count never came: count what was seen.
+            tokens = replace(tokens, output=max(tokens.output, observed.events))
         charge_window = call.rate is not None and call.rate.tpm is not None
         self._write(
             self._usage(

@@ -1,5 +1,8 @@
 """The finance report: per key, per month — requests, tokens, cost, budget, remaining — with a
-breakdown by `api_surface` and model. Plain aggregation over usage items, no I/O.
+breakdown by `api_surface` (chat_completions, responses, messages) and model. Plain aggregation
+over usage items, no I/O. Tokens written to a prompt cache (Anthropic Messages) get their own
+column, since they are priced apart; like cached and reasoning tokens they are a part of the
+input (or output) column, not added to it.
 
 Costs are summed as exact decimals, the same way DynamoDB adds them to the spend counter, so the
 report's total for a key equals the counter to the last digit.
@@ -12,7 +15,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 IMPLICIT_SURFACE = "other"
 """`api_surface` is sparse: an item without it was not written by the passthrough surfaces."""
 
@@ -23,6 +32,7 @@ class Totals:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
 
@@ -31,6 +41,7 @@ class Totals:
         self.input_tokens += int(item.get("input_tokens", 0))
         self.output_tokens += int(item.get("output_tokens", 0))
         self.cached_tokens += int(item.get("cached_tokens", 0))
+        self.cache_write_tokens += int(item.get("cache_write_tokens", 0))
         self.reasoning_tokens += int(item.get("reasoning_tokens", 0))
         self.cost_usd += Decimal(str(item.get("cost_usd", 0)))
 

@@ -170,9 +170,12 @@ def test_drop_mid_stream_cuts_the_body(sim: Simulator, client: httpx.Client) -> 
     sim.inject(DropMidStream(after_events=4))
     body = {"model": MODEL, "max_tokens": 10, "messages": HELLO, "stream": True}
     seen: list[bytes] = []
-    with client.stream(
-        "POST", "/anthropic/v1/messages", headers={"anthropic-version": "2023-06-01"}, json=body
-    ) as answer, pytest.raises(httpx.RemoteProtocolError):
+    with (
+        client.stream(
+            "POST", "/anthropic/v1/messages", headers={"anthropic-version": "2023-06-01"}, json=body
+        ) as answer,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
         seen.extend(answer.iter_raw())
     assert b"".join(seen).count(b"\n\n") == 4
 
