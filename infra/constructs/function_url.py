@@ -9,7 +9,7 @@ directly. aws-cdk-lib 2.275 adds both for an auth-NONE `FunctionUrl` (aws/aws-cd
 tests/infra asserts that, so a CDK change that drops one fails the build instead of a deploy.
 
 CORS: keys travel in headers, never in cookies, so any origin may call with credentials off; the
-browser sees the rate-limit and request-id headers an OpenAI client reads.
+browser sees the rate-limit and request-id headers OpenAI and Anthropic clients read.
 """
 
 from __future__ import annotations
@@ -29,11 +29,18 @@ EXPOSED_HEADERS: tuple[str, ...] = (
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-requests",
     "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
 )
 
 
 class GatewayFunctionUrl(Construct):
-    """The streaming public URL of the gateway function (`<url>/openai/v1` is the base URL)."""
+    """The streaming public URL of the gateway function (`<url>/openai/v1` is the OpenAI base
+    URL, `<url>/anthropic` the Anthropic one)."""
 
     def __init__(
         self,

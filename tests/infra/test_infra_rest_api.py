@@ -39,10 +39,11 @@ def test_api_is_regional(synth: Synthesis, stage: str) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_routes_are_openai_v1_v1_and_health(synth: Synthesis, stage: str) -> None:
+def test_routes_are_openai_v1_v1_anthropic_and_health(synth: Synthesis, stage: str) -> None:
     assert set(method_paths(synth, stage)) == {
         ("ANY", "/openai/v1/{proxy+}"),
         ("ANY", "/v1/{proxy+}"),
+        ("ANY", "/anthropic/{proxy+}"),
         ("GET", "/health"),
     }
 
@@ -73,7 +74,7 @@ def test_api_gateway_may_invoke_the_function_per_method_only(synth: Synthesis, s
         if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
     ]
 
-    assert len(permissions) == 6  # 3 methods x (stage + console test-invoke)
+    assert len(permissions) == 8  # 4 methods x (stage + console test-invoke)
     assert {p["Action"] for p in permissions} == {"lambda:InvokeFunction"}
     assert all("SourceArn" in p for p in permissions)
 
