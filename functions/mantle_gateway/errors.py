@@ -25,8 +25,11 @@
 
 OpenAI: `{"error": {"message", "type", "code", "param"}}`. Anthropic (every path under
 `/anthropic/`): `{"type": "error", "error": {"type", "message"}}`; Anthropic's types carry no
-code, so the message says which limit refused. Only `core/pipeline.py` and the doors turn these
-into answers, through `body(shape)`. Messages are written by us, never copied from an exception
+code, so the message says which limit refused. An Anthropic-shaped refusal that no retry can
+fix (every 4xx but the rate limit) also says `x-should-retry: false`, the header Anthropic's
+SDKs obey: without it Claude Code retries a 401 with backoff for minutes instead of failing.
+Only `core/pipeline.py` and the doors turn these into answers, through `body(shape)` and
+`answer_headers(shape)`. Messages are written by us, never copied from an exception
 of a library, so no internal detail or secret reaches a client.
 """
 
@@ -56,6 +59,9 @@ class GatewayError(Exception):
     type = "api_error"
     code: str | None = "internal_error"
     anthropic_type = "api_error"
+    retryable = True
+    """False when the same request can only be refused again (a client's mistake, a spent
+    budget); true for rate limits and the gateway's or the upstream's failures."""
 
     def __init__(
         self,
@@ -71,6 +77,13 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
         self.headers: dict[str, str] = dict(headers or {})
+
+    def answer_headers(self, shape: Shape = "openai") -> list[tuple[str, str]]:
+        """The refusal's own headers (`allow`, `retry-after`, rate limits) for this shape."""
+        headers = list(self.headers.items())
+        if shape == "anthropic" and not self.retryable:
+            headers.append(("x-should-retry", "false"))
+        return headers
 
     def body(self, shape: Shape = "openai") -> bytes:
         if shape == "anthropic":
@@ -95,6 +108,7 @@ class InvalidRequestError(GatewayError):
     type = "invalid_request_error"
     code = "invalid_request"
     anthropic_type = "invalid_request_error"
+    retryable = False
 
 
 class RequestTooLargeError(InvalidRequestError):
@@ -108,6 +122,7 @@ class AuthenticationError(GatewayError):
     type = "authentication_error"
     code = "invalid_api_key"
     anthropic_type = "authentication_error"
+    retryable = False
 
 
 class PermissionDeniedError(GatewayError):
@@ -115,6 +130,7 @@ class PermissionDeniedError(GatewayError):
     type = "permission_error"
     code = "model_not_permitted"
     anthropic_type = "permission_error"
+    retryable = False
 
 
 class NotFoundError(GatewayError):
@@ -122,6 +138,7 @@ class NotFoundError(GatewayError):
     type = "not_found"
     code = "not_found"
     anthropic_type = "not_found_error"
+    retryable = False
 
 
 class MethodNotAllowedError(GatewayError):
@@ -129,6 +146,7 @@ class MethodNotAllowedError(GatewayError):
     type = "invalid_request_error"
     code = "method_not_allowed"
     anthropic_type = "invalid_request_error"
+    retryable = False
 
 
 class RateLimitError(GatewayError):
@@ -143,6 +161,7 @@ class BudgetExceededError(GatewayError):
     type = "insufficient_quota"
     code = "budget_exceeded"
     anthropic_type = "rate_limit_error"
+    retryable = False
 
 
 class UpstreamError(GatewayError):

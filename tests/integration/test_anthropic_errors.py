@@ -61,7 +61,9 @@ def test_401_bad_or_missing_key(gateway, claude, sim) -> None:
         "type": "error",
         "error": {"type": "authentication_error", "message": "Incorrect API key provided."},
     }
-    assert_anthropic_error(post(gateway.url), 401, "authentication_error")
+    missing = post(gateway.url)
+    assert_anthropic_error(missing, 401, "authentication_error")
+    assert missing.headers["x-should-retry"] == "false"  # or Claude Code retries for minutes
     assert sim.requests == []
 
 
@@ -90,6 +92,7 @@ def test_429_budget_spent_is_a_rate_limit_error(claude, new_key, sim, usage_item
         claude(secret).messages.create(**BODY)
     assert caught.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
     assert "monthly budget" in caught.value.message
+    assert caught.value.response.headers["x-should-retry"] == "false"
     assert sim.requests == []
     # count_tokens is free, so a spent budget does not stop it, and neither call is billed
     assert claude(secret).messages.count_tokens(model=MODEL, messages=HELLO).input_tokens == 3
@@ -108,6 +111,7 @@ def test_429_rate_limit_with_anthropic_headers(gateway, new_key, sim) -> None:
     refused = post(gateway.url, secret)
     assert_anthropic_error(refused, 429, "rate_limit_error")
     assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert "x-should-retry" not in refused.headers  # retrying after retry-after works
     assert refused.headers["anthropic-ratelimit-requests-remaining"] == "0"
     assert len(sim.requests) == 1
 

@@ -276,7 +276,7 @@ class Gateway:
 
 def error_response(err: GatewayError, request_id: str, shape: Shape = "openai") -> GatewayResponse:
     headers = [("content-type", JSON), ("x-gateway-request-id", request_id)]
-    headers += list(err.headers.items())
+    headers += err.answer_headers(shape)
     return GatewayResponse(err.status, headers, err.body(shape))
 
 

@@ -116,5 +116,5 @@ def door_for(event: Mapping[str, Any]) -> Door:
 
 
 def refusal(error: GatewayError, shape: Shape = "openai") -> GatewayResponse:
-    headers = [("content-type", "application/json"), *error.headers.items()]
+    headers = [("content-type", "application/json"), *error.answer_headers(shape)]
     return GatewayResponse(status=error.status, headers=headers, body=error.body(shape))
