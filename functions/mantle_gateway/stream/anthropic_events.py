@@ -14,13 +14,11 @@ its output.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mantle_gateway.stream.relay import Observation, event_type, json_object
 from mantle_gateway.stream.sse import SSEEvent, frame
 from mantle_gateway.usage import from_messages_usage
-
-if TYPE_CHECKING:
-    from mantle_gateway.stream.relay import Observation
 
 _USAGE_EVENTS = frozenset({"message_start", "message_delta"})
 
@@ -35,7 +33,7 @@ class MessagesEvents:
         data = event.data
         if data is None:
             return event.raw
-        kind = event.event or _type(data)
+        kind = event.event or event_type(data)
         if kind == "content_block_delta":
             self.observed.events += 1
         elif kind in _USAGE_EVENTS:
@@ -51,7 +49,7 @@ class MessagesEvents:
         return event.raw
 
     def _read_usage(self, kind: str, data: bytes) -> None:
-        payload = _json(data)
+        payload = json_object(data)
         holder = payload.get("message") if kind == "message_start" and payload else payload
         usage = holder.get("usage") if isinstance(holder, dict) else None
         if not isinstance(usage, dict):
@@ -65,17 +63,3 @@ class MessagesEvents:
         """Anthropic's mid-stream error event: `api_error` with the gateway's reason."""
         error = {"type": "error", "error": {"type": "api_error", "message": f"{message} ({code})"}}
         return frame(json.dumps(error, separators=(",", ":")).encode(), "error")
-
-
-def _type(data: bytes) -> str | None:
-    payload = _json(data)
-    kind = payload.get("type") if payload else None
-    return kind if isinstance(kind, str) else None
-
-
-def _json(data: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -151,7 +151,7 @@ class Relay:
         self.observed.events += 1
         if b'"usage"' not in data or b'"usage":null' in data or b'"usage": null' in data:
             return event.raw
-        chunk = _json(data)
+        chunk = json_object(data)
         if chunk is None:
             return event.raw
         tokens = from_chat_usage(chunk.get("usage"))
@@ -170,7 +170,7 @@ class Relay:
         if data is None:
             return event.raw
         self.observed.events += 1
-        kind = event.event or _event_type(data)
+        kind = event.event or event_type(data)
         if kind in _TERMINAL or (self.observed.response_id is None and kind == "response.created"):
             self._read_response(data, terminal=kind in _TERMINAL)
         if event.event is None and kind:
@@ -178,7 +178,7 @@ class Relay:
         return event.raw
 
     def _read_response(self, data: bytes, *, terminal: bool) -> None:
-        payload = _json(data)
+        payload = json_object(data)
         response = payload.get("response") if payload else None
         if not isinstance(response, dict):
             return
@@ -203,17 +203,19 @@ class Relay:
         return frame(json.dumps(event).encode(), "error") + DONE
 
 
-def _event_type(data: bytes) -> str | None:
+def event_type(data: bytes) -> str | None:
+    """The `type` of an event's JSON data (Responses and Anthropic events both carry one)."""
     if data.startswith(b'{"type":"'):
         end = data.find(b'"', 9)
         if end > 9:
             return data[9:end].decode("utf-8", "replace")
-    payload = _json(data)
+    payload = json_object(data)
     kind = payload.get("type") if payload else None
     return kind if isinstance(kind, str) else None
 
 
-def _json(data: bytes) -> dict[str, Any] | None:
+def json_object(data: bytes) -> dict[str, Any] | None:
+    """An event's data as a JSON object; None when it is not one."""
     try:
         value = json.loads(data)
     except ValueError:
