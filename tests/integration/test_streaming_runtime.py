@@ -185,7 +185,7 @@ def test_failure_mid_stream_ends_with_the_zero_chunk_and_both_trailers(
     error_body = response.trailer("Lambda-Runtime-Function-Error-Body")
     assert error_type == "UpstreamParserError"
     assert error_body is not None
-    assert response.head == (
+    expected_head = (
         f"POST {response.path} HTTP/1.1\r\n"
         f"Host: {failing.address}\r\n"
         "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
@@ -193,7 +193,8 @@ def test_failure_mid_stream_ends_with_the_zero_chunk_and_both_trailers(
         "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n"
         "Content-Type: application/vnd.awslambda.http-integration-response\r\n"
         "\r\n"
-    ).encode()
+    )
+    assert response.head == expected_head.encode()
     assert bytes(response.raw).endswith(
         b"0\r\nLambda-Runtime-Function-Error-Type: UpstreamParserError\r\n"
         b"Lambda-Runtime-Function-Error-Body: " + error_body.encode() + b"\r\n\r\n"
