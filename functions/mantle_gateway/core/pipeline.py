@@ -196,7 +196,9 @@ class Gateway:
         if payload or request.method == "POST":
             headers["content-type"] = JSON
         signed = self._signer.sign(request.method, url, headers, payload)
-        return self._upstream.open(request.method, url, signed, payload, request.deadline)
+        return self._upstream.open(
+            request.method, url, signed, payload, request.deadline, request.max_silence
+        )
 
     def _upstream_refused(
         self, call: Call, response: httpx.Response, content: bytes
