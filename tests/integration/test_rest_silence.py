@@ -15,81 +15,24 @@ several times that, so the outcome does not depend on how fast this machine is.
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mantle_gateway import simulator, wiring
-from mantle_gateway.doors import lambda_entry, rest_api
-from mantle_gateway.doors.lambda_entry import Gateway
-from mantle_gateway.upstream.signing import static_credentials
+from mantle_gateway import simulator
+from mantle_gateway.doors import rest_api
+from tests.support.lambda_door import LambdaContext, function_url_event, invoke, rest_event
 
 MODEL = "openai.gpt-oss-120b"
-EVENTS = Path(__file__).resolve().parents[1] / "support" / "events"
 SILENCE_LIMIT = 0.5
 """The REST door's limit during these tests (285 s in production)."""
 UPSTREAM_SILENCE = 2.0
 """How long the simulator stays silent: four times the limit."""
-
-
-@dataclass
-class Context:
-    """Lambda's context as the doors read it: plenty of time left (5 min)."""
-
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
-@pytest.fixture(scope="module")
-def lambda_gateway(settings) -> Gateway:
-    return wiring.build(
-        settings,
-        credentials=static_credentials(
-            simulator.SIMULATOR_ACCESS_KEY, simulator.SIMULATOR_SECRET_KEY
-        ),
-    )
+CHAT_PATH = "/openai/v1/chat/completions"
 
 
 @pytest.fixture(autouse=True)
 def _short_silence_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rest_api, "MAX_SILENCE_SECONDS", SILENCE_LIMIT)
-
-
-def rest_event(key: str, body: dict[str, Any]) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / "rest_api_chat_stream.json").read_text())
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    event.update(
-        headers=headers,
-        multiValueHeaders={name: [value] for name, value in headers.items()},
-        queryStringParameters=None,
-        multiValueQueryStringParameters=None,
-        body=json.dumps(body),
-    )
-    return event
-
-
-def function_url_event(key: str, body: dict[str, Any]) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / "function_url_chat_stream.json").read_text())
-    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openai/v1/chat/completions"
-    event["headers"]["authorization"] = f"Bearer {key}"
-    event["body"] = json.dumps(body)
-    return event
-
-
-def invoke(gateway: Gateway, event: dict[str, Any]) -> tuple[Any, bytes]:
-    """Run the handler and read its body as the runtime does: every piece, then close once."""
-    result = lambda_entry.handle_event(event, Context(), gateway)
-    body = result["body"]
-    try:
-        content = b"".join(body)
-    finally:
-        body.close()
-    return result, content
 
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "think long"}], "max_tokens": 5}
@@ -103,7 +46,7 @@ def test_a_silent_upstream_is_a_504_on_the_rest_door_before_api_gateway_cuts_it(
     key, record = new_key()
 
     # WHEN the request comes through the REST API
-    result, content = invoke(lambda_gateway, rest_event(key, CHAT))
+    result, content = invoke(lambda_gateway, rest_event(key, CHAT), LambdaContext())
 
     # THEN an OpenAI-shaped 504 that says why and what to do instead; nothing billed
     assert result["statusCode"] == 504
@@ -118,7 +61,9 @@ def test_the_function_url_door_waits_for_the_same_upstream(lambda_gateway, new_k
     sim.inject(simulator.DelayHeaders(seconds=UPSTREAM_SILENCE))
     key, _ = new_key()
 
-    result, content = invoke(lambda_gateway, function_url_event(key, CHAT))
+    result, content = invoke(
+        lambda_gateway, function_url_event(CHAT_PATH, key, CHAT), LambdaContext()
+    )
 
     assert result["statusCode"] == 200
     assert json.loads(content)["object"] == "chat.completion"
@@ -132,7 +77,9 @@ def test_a_stream_that_goes_silent_ends_with_one_error_event_on_the_rest_door(
     key, record = new_key()
 
     # WHEN it is streamed through the REST API
-    result, content = invoke(lambda_gateway, rest_event(key, {**CHAT, "stream": True}))
+    result, content = invoke(
+        lambda_gateway, rest_event(key, {**CHAT, "stream": True}), LambdaContext()
+    )
 
     # THEN the stream (200) ends with one error event and [DONE], not with a cut connection
     assert result["statusCode"] == 200
