@@ -19,10 +19,13 @@ import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mantle_gateway.errors import ConfigError
 from mantle_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from mantle_gateway.store.limits import Reservation
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,9 +92,9 @@ def _table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
-def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
-    """Usage items (and their budget reservations) from `usage_write_failed` log lines."""
-    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE
+def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Reservation | None]]:
+    """Usage items (and the reservations they settle) from `usage_write_failed` log lines."""
+    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE, reservation_from_log
 
     for path in paths:
         for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
@@ -105,7 +108,7 @@ def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
                 continue
             item = dict(record["usage_item"])
             item["cost_usd"] = Decimal(str(item["cost_usd"]))
-            yield item, Decimal(str(record.get("reserved_usd", "0")))
+            yield item, reservation_from_log(item, record)
 
 
 def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
@@ -115,7 +118,7 @@ def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
 
     ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
     outcomes = Counter(
-        ledger.write_item(item, reserved=reserved) for item, reserved in failed_writes(args.files)
+        ledger.write_item(item, reservation) for item, reservation in failed_writes(args.files)
     )
     print(json.dumps({"found": sum(outcomes.values()), **outcomes}))
     return 1 if outcomes[FAILED] else 0
