@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from mantle_gateway.core.call import Call
 from mantle_gateway.core.pricing import PriceTable, worst_case_tokens
-from mantle_gateway.errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
+from mantle_gateway.errors import (
+    BudgetExceededError,
+    ModelNotPricedError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.store.limits import Ask, Verdict
@@ -78,7 +83,11 @@ class Admission:
                 len(call.request.body),
                 self._settings.budget_default_output_tokens,
             )
-            amount = self._prices.cost(call.parsed.model, worst) or _ZERO
+            cost = self._prices.cost(call.parsed.model, worst)
+            if cost is None:  # nothing to reserve, so the budget could not hold: fail closed
+                metric("ModelNotPricedRefusals")
+                raise ModelNotPricedError.of(call.parsed.model, key.key_id)
+            amount = cost
         return Ask(key.key_id, call.month, call.now, rpm, tpm, budget, amount)
 
     def release(self, call: Call) -> None:
