@@ -217,7 +217,6 @@ def _key_section(month: str, report: KeyReport, *, with_cache_write: bool) -> st
     ]
     if with_cache_write:
         tokens.append(("Cache-write tokens", _count(report.totals.cache_write_tokens), None))
-    total = report.totals.cost_usd
     return "\n".join(
         [
             f'<section class="key{" near-budget" if near else ""}" id="key-{slug}" '
@@ -229,6 +228,18 @@ def _key_section(month: str, report: KeyReport, *, with_cache_write: bool) -> st
             _budget_block(report),
             _figures(tokens, css="figures key-figures"),
             "</div>",
+            _key_usage(month, report, with_cache_write=with_cache_write),
+            "</section>",
+        ]
+    )
+
+
+def _key_usage(month: str, report: KeyReport, *, with_cache_write: bool) -> str:
+    if not report.totals.requests:
+        return '<p class="no-usage">No usage this month.</p>'
+    total = report.totals.cost_usd
+    return "\n".join(
+        [
             _daily_chart(month, report),
             '<div class="splits">',
             _split_table(
@@ -244,7 +255,6 @@ def _key_section(month: str, report: KeyReport, *, with_cache_write: bool) -> st
                 "surface",
             ),
             "</div>",
-            "</section>",
         ]
     )
 

@@ -4,83 +4,15 @@ aggregation as the other formats. What a browser draws: tests/integration/test_r
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from decimal import Decimal
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 
 from mantle_gateway.core import report, report_html
+from tests.support.html_tree import Node, parse
 
 HOSTILE = "<script>alert(1)</script>"
-_VOID = {"meta", "link", "br", "img", "input", "hr", "rect", "line", "circle", "polyline"}
-
-
-@dataclass
-class Node:
-    tag: str
-    attrs: dict[str, str]
-    children: list[Node] = field(default_factory=list)
-    text: str = ""
-
-    def all(self, tag: str) -> list[Node]:
-        found = [self] if self.tag == tag else []
-        for child in self.children:
-            found += child.all(tag)
-        return found
-
-    def where(self, tag: str, **attrs: str) -> list[Node]:
-        return [
-            n
-            for n in self.all(tag)
-            if all(attr_has(n, k.replace("_", "-"), v) for k, v in attrs.items())
-        ]
-
-    @property
-    def all_text(self) -> str:
-        return self.text + "".join(c.all_text for c in self.children)
-
-
-def attr_has(node: Node, name: str, value: str) -> bool:
-    if name == "class":
-        return value in node.attrs.get("class", "").split()
-    return node.attrs.get(name) == value
-
-
-class TreeBuilder(HTMLParser):
-    """Enough of a DOM for these checks; self-closing SVG shapes and HTML void tags close."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#document", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = Node(tag, {k: v or "" for k, v in attrs})
-        self.stack[-1].children.append(node)
-        if tag not in _VOID:
-            self.stack.append(node)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.stack[-1].children.append(Node(tag, {k: v or "" for k, v in attrs}))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _VOID:
-            return
-        while self.stack[-1].tag != tag:
-            self.stack.pop()
-        self.stack.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].children.append(Node("#text", {}, text=data))
-
-
-def parse(page: str) -> Node:
-    builder = TreeBuilder()
-    builder.feed(page)
-    builder.close()
-    return builder.root
 
 
 def _item(key_id: str, day: int, **fields: Any) -> dict[str, Any]:
@@ -157,21 +89,19 @@ def test_the_key_at_80_percent_is_highlighted_in_colour_and_words(
     _, tree = month
     near = tree.where("section", data_key_id="key_near")[0]
     assert "near-budget" in near.attrs["class"].split()
-    assert "85.1% of the monthly budget used" in near.where("p", **{"class": "flag"})[0].all_text
+    assert "85.1% of the monthly budget used" in near.where("p", class_="flag")[0].all_text
     row = tree.where("tr", data_key_id="key_near")[0]
     assert "near-budget" in row.attrs.get("class", "")
     assert "85.1% of budget used" in row.all_text
     assert "near-budget" not in tree.where("section", data_key_id="key_x")[0].attrs["class"]
-    assert tree.where("rect", **{"class": "near"})
+    assert tree.where("rect", class_="near")
 
 
 def test_surfaces_are_generic_and_cache_writes_shown_when_present(
     month: tuple[str, Node],
 ) -> None:
     _, tree = month
-    surfaces = tree.where("section", data_key_id="key_x")[0].where(
-        "table", **{"class": "by-surface"}
-    )
+    surfaces = tree.where("section", data_key_id="key_x")[0].where("table", class_="by-surface")
     rows = {r.attrs["data-surface"]: r.all("th")[0].all_text for r in surfaces[0].all("tr")[1:]}
     assert rows == {
         "messages": "Messages (Anthropic)",
@@ -187,7 +117,7 @@ def test_daily_chart_has_a_point_per_day_and_dots_on_days_with_usage(
     month: tuple[str, Node],
 ) -> None:
     _, tree = month
-    chart = tree.where("section", data_key_id="key_x")[0].where("svg", **{"class": "chart"})[0]
+    chart = tree.where("section", data_key_id="key_x")[0].where("svg", class_="chart")[0]
     points = chart.all("polyline")[0].attrs["points"].split()
     assert len(points) == 28  # February 2030
     dots = {d.attrs["data-day"]: d.attrs["data-usd"] for d in chart.all("circle")}
@@ -215,6 +145,16 @@ def test_unbilled_and_estimated_items_are_called_out(month: tuple[str, Node]) ->
     reasons = {r.attrs["data-reasons"] for r in section.all("tr") if "data-reasons" in r.attrs}
     assert reasons == {"estimated incomplete", "unbilled"}
     assert "no price for the model" in section.all_text
+
+
+def test_a_key_without_usage_shows_its_budget_and_no_chart() -> None:
+    # `usage report --key ID` for a key that was not used this month
+    idle = report.KeyReport("key_idle", name="Idle", budget_usd=Decimal(5))
+    tree = parse(report_html.render("2030-02", [idle], generated_at="now"))
+    section = tree.where("section", data_key_id="key_idle")[0]
+    assert "No usage this month." in section.all_text
+    assert section.where("svg", class_="chart") == []
+    assert section.where("svg", class_="bar")[0].attrs["data-used-pct"] == "0.0"
 
 
 def test_an_empty_month_says_so() -> None:
