@@ -319,7 +319,8 @@ addEventListener('load', () => {
     const k = {heading: text(section.querySelector('h2')), box: box(section),
       flag: section.querySelector('.flag') && text(section.querySelector('.flag')),
       border: [css(section, 'border-left-width'), css(section, 'border-left-color')],
-      figures: figures(section.querySelector('.key-figures')), tables: {}};
+      figures: figures(section.querySelector('.key-figures')), tables: {},
+      budget: text(section.querySelector('.budget p'))};
     const bar = section.querySelector('svg.bar');
     if (bar) k.bar = {pct: bar.dataset.usedPct, track: box(bar.querySelector('.track')),
       fill: box(bar.querySelector('.fill')), colour: css(bar.querySelector('.fill'), 'fill')};
@@ -377,12 +378,18 @@ def test_chromium_shows_the_json_reports_numbers(month: Month, drawn: Any) -> No
             money(key["cost_usd"]),
         ]
         assert row["exact"][0] == key["cost_usd"]
+        drawn_key = drawn["keys"][key["key_id"]]
+        spent = money(key["spend_counter_usd"])
         if key["budget_usd"] is None:
             assert row["cells"][5:] == ["none", "", "no budget"]
+            assert drawn_key["budget"] == f"{spent} \u00b7 no monthly budget"
         else:
             assert row["cells"][5:7] == [money(key["budget_usd"]), money(key["remaining_usd"])]
             assert row["cells"][7] == f"{key['budget_used_pct']}%"
-        drawn_key = drawn["keys"][key["key_id"]]
+            assert drawn_key["budget"] == (
+                f"{spent} of {money(key['budget_usd'])} budget \u00b7 "
+                f"{key['budget_used_pct']}% used \u00b7 {money(key['remaining_usd'])} remaining"
+            )
         assert drawn_key["figures"]["Requests"] == f"{key['requests']:,}"
         assert drawn_key["figures"]["Reasoning tokens"] == f"{key['reasoning_tokens']:,}"
         assert drawn_key["figures"]["Cache-write tokens"] == f"{key['cache_write_tokens']:,}"

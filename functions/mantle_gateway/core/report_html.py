@@ -262,16 +262,18 @@ def _key_usage(month: str, report: KeyReport, *, with_cache_write: bool) -> str:
 def _budget_block(report: KeyReport) -> str:
     spent = report.spent_usd
     if report.budget_usd is None:
-        line = f"<strong>{_e(_usd(spent))}</strong> spent &middot; no monthly budget"
-    else:
-        remaining = report.remaining_usd or Decimal(0)
-        state = "over by" if remaining < 0 else "remaining"
-        line = (
-            f'<strong data-usd="{spent}">{_e(_usd(spent))}</strong> of '
-            f'<span data-usd="{report.budget_usd}">{_e(_usd(report.budget_usd))}</span> budget'
-            f" &middot; {_e(_used_text(report))} used &middot; "
-            f'<span data-usd="{remaining}">{_e(_usd(abs(remaining)))}</span> {state}'
+        return (
+            f'<div class="budget"><h3>Spend</h3><p><strong data-usd="{spent}">'
+            f"{_e(_usd(spent))}</strong> &middot; no monthly budget</p></div>"
         )
+    remaining = report.remaining_usd or Decimal(0)
+    state = "over by" if remaining < 0 else "remaining"
+    line = (
+        f'<strong data-usd="{spent}">{_e(_usd(spent))}</strong> of '
+        f'<span data-usd="{report.budget_usd}">{_e(_usd(report.budget_usd))}</span> budget'
+        f" &middot; {_e(_used_text(report))} used &middot; "
+        f'<span data-usd="{remaining}">{_e(_usd(abs(remaining)))}</span> {state}'
+    )
     return (
         '<div class="budget"><h3>Spend vs budget</h3>'
         f"{_budget_bar(report, _BAR_LARGE)}<p>{line}</p></div>"
@@ -281,7 +283,8 @@ def _budget_block(report: KeyReport) -> str:
 def _budget_bar(report: KeyReport, size: tuple[int, int]) -> str:
     used = report.budget_used_pct
     if used is None:
-        return '<span class="no-budget">no budget</span>'
+        text = "no budget" if report.budget_usd is None else "zero budget"
+        return f'<span class="no-budget">{text}</span>'
     width, height = size
     shown = min(max(used, Decimal(0)), Decimal(100))
     filled = _coord(Decimal(width) * shown / 100)
