@@ -2,7 +2,8 @@
 
 `report` reads a month with Queries only (one key, or every key through the month index) and
 prints per key requests, tokens (reasoning included), cost, budget and what remains, broken down
-by `api_surface` and model, as a table, CSV or JSON.
+by `api_surface` and model, as a table, CSV, JSON or one self-contained HTML page (with the
+spend per day and the items to look at twice).
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
@@ -62,6 +63,13 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     ordered = [reports[k] for k in sorted(reports)]
     if args.format == "json":
         print(json.dumps(report.as_json(month, ordered), indent=2))
+    elif args.format == "html":
+        from datetime import UTC, datetime
+
+        from mantle_gateway.core import report_html
+
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        sys.stdout.write(report_html.render(month, ordered, generated_at=now))
     elif args.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=report.CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -72,20 +80,9 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    columns = (
-        "key_id",
-        "name",
-        "api_surface",
-        "model",
-        "requests",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "reasoning_tokens",
-        "cost_usd",
-        "budget_usd",
-        "remaining_usd",
-    )
+    from mantle_gateway.core.report import CSV_COLUMNS
+
+    columns = CSV_COLUMNS[1:]
     widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:

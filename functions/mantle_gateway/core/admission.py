@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Protocol
 from mantle_gateway.core.call import Call
 from mantle_gateway.core.offpath import OffPath, Task
 from mantle_gateway.core.pricing import PriceTable, worst_case_tokens
-from mantle_gateway.errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
+from mantle_gateway.errors import (
+    BudgetExceededError,
+    ModelNotPricedError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.store.limits import Ask, Hold, Reservation, Verdict
@@ -132,7 +137,11 @@ class Admission:
             )
             tokens = worst.total
             if budget is not None:
-                amount = self._prices.cost(call.parsed.model, worst) or _ZERO
+                cost = self._prices.cost(call.parsed.model, worst)
+                if cost is None:  # nothing to reserve, so the budget could not hold: fail closed
+                    metric("ModelNotPricedRefusals")
+                    raise ModelNotPricedError.of(call.parsed.model, key.key_id)
+                amount = cost
         return Ask(
             key.key_id,
             call.month,
