@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -292,3 +293,62 @@ def test_pip_is_given_every_manylinux_tag_amazon_linux_2023_loads() -> None:
     x86 = manylinux_platforms("x86_64")
     assert x86[0] == "manylinux_2_34_x86_64"
     assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(x86)
+
+
+PRICES = "mantle_gateway/core/prices.json"
+
+
+def test_the_function_bundle_ships_the_price_data_and_loads_it(
+    project_root: Path, tmp_path: Path
+) -> None:
+    # GIVEN the function's sources copied as the bundler copies them
+    copied = packaging.copy_sources(project_root / "functions", tmp_path, FUNCTION_EXCLUDES)
+    assert PRICES in copied
+    # WHEN Python runs from the bundle alone (no site-packages, so no editable install)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from mantle_gateway.core import pricing\n"
+        "from mantle_gateway.usage import TokenCounts\n"
+        "assert pricing.__file__.startswith(sys.argv[1]), pricing.__file__\n"
+        "cost = pricing.PriceTable().cost('deepseek.v3.2', TokenCounts(input=10**6))\n"
+        "print(cost)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # THEN the bundled prices are there
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.6200000000"
+
+
+def test_the_installed_package_ships_the_price_data(project_root: Path, tmp_path: Path) -> None:
+    """What a wheel of the project holds is what setuptools' build_py lays out. It runs on a
+    clean copy of the project: a leftover egg-info would list the file whatever pyproject says."""
+    project = tmp_path / "project"
+    for name in ("pyproject.toml", "requirements.txt"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(project_root / name, project / name)
+    packaging.copy_sources(project_root / "functions", project / "functions", ("*.egg-info",))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import setuptools; setuptools.setup()",
+            "-q",
+            "build_py",
+            "--build-lib",
+            str(tmp_path / "lib"),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shipped = tmp_path / "lib" / PRICES
+    assert shipped.read_bytes() == (project_root / "functions" / PRICES).read_bytes()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from mantle_gateway.messages import GatewayRequest
@@ -12,10 +11,8 @@ from mantle_gateway.messages import GatewayRequest
 if TYPE_CHECKING:
     from mantle_gateway.core import body, routes
     from mantle_gateway.store.keys import KeyRecord
-    from mantle_gateway.store.limits import RateState
+    from mantle_gateway.store.limits import RateState, Reservation
     from mantle_gateway.store.responses import ResponseOwner
-
-_ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -33,8 +30,9 @@ class Call:
     prefix: str = "/v1"
     owner: ResponseOwner | None = None
     """The owner record of the stored response this request names, once checked."""
-    reserved: Decimal = _ZERO
-    """Budget reserved for this request; settled by the ledger or released if not billed."""
+    reservation: Reservation | None = None
+    """Tokens and budget reserved for this request; settled by the ledger or released if the
+    request is not billed."""
     settles: bool = False
     """True once the answer will record usage (which settles the reservation)."""
 

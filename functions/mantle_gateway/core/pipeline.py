@@ -110,7 +110,7 @@ class Gateway:
                 call.prefix = self._router.prefix_for(parsed.model)
             return self._forward(call)
         finally:
-            if call.reserved and not call.settles:
+            if call.reservation is not None and not call.settles:
                 self._admission.release(call)
 
     def _validate_body(
