@@ -11,7 +11,7 @@ CLAUDE_CODE_STAMP := $(CLAUDE_CODE_DIR)/.installed-$(CLAUDE_CODE_VERSION)
 # jsii (under aws-cdk-lib) warns at length about Node 20's end of life; CI's stock Node is 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install serve simulator test lint typecheck synth bench clean claude-code
+.PHONY: install serve simulator test lint typecheck synth lock bench clean claude-code
 
 install: $(STAMP)
 
@@ -46,6 +46,11 @@ typecheck: install
 
 synth: install
 	$(PY) app.py
+
+# The Lambda bundle's hashed lock, resolved for python3.13 / arm64 (infra/lock.py): run it after
+# changing requirements.txt and commit both.
+lock: install
+	$(PY) -m infra.lock
 
 bench: install
 	$(PY) -m bench

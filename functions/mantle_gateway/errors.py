@@ -8,7 +8,8 @@
     ├── AuthenticationError       401     authentication_error / invalid_api_key
     │                                                                  authentication_error
     ├── PermissionDeniedError     403     permission_error / model_not_permitted
-    │                                                                  permission_error
+    │   │                                                              permission_error
+    │   └── ModelNotPricedError   403     … / model_not_priced           permission_error
     ├── NotFoundError             404     not_found / not_found          not_found_error
     ├── MethodNotAllowedError     405     invalid_request_error / method_not_allowed
     │                                                                  invalid_request_error
@@ -131,6 +132,21 @@ class PermissionDeniedError(GatewayError):
     code = "model_not_permitted"
     anthropic_type = "permission_error"
     retryable = False
+
+
+class ModelNotPricedError(PermissionDeniedError):
+    """A key with a monthly budget asked for a model the gateway has no price for: its cost could
+    not be reserved nor charged, so the budget could not hold (fail closed)."""
+
+    code = "model_not_priced"
+
+    @classmethod
+    def of(cls, model: str, key_id: str) -> ModelNotPricedError:
+        return cls(
+            f"Model {model} has no price in this gateway and key {key_id} has a monthly budget; "
+            "use a priced model, or have the operator price it (PRICES_JSON).",
+            param="model",
+        )
 
 
 class NotFoundError(GatewayError):

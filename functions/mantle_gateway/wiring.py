@@ -82,6 +82,6 @@ def build(
             clock=clock,
         ),
         signer=signer,
-        prices=PriceTable(settings.price_overrides),
+        prices=PriceTable(settings.price_overrides, region=settings.mantle_region),
         clock=clock,
     )

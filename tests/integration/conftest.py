@@ -18,6 +18,7 @@ import pytest
 from mantle_gateway import schema, simulator, wiring
 from mantle_gateway.cli.local_env import EmbeddedDynamoDB
 from mantle_gateway.core.auth import issue_key
+from mantle_gateway.core.pipeline import Gateway
 from mantle_gateway.doors.local import LocalServer, serve
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo, from_item
@@ -66,6 +67,18 @@ def settings(dynamodb: EmbeddedDynamoDB, sim: simulator.Simulator) -> Settings:
     )
     create_tables(Dynamo(region="us-east-1", endpoint_url=dynamodb.endpoint_url), settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def lambda_gateway(settings: Settings) -> Gateway:
+    """What `lambda_entry.handler` builds in AWS, over the session's simulator and DynamoDB
+    (call it through `tests/support/lambda_door.invoke`)."""
+    return wiring.build(
+        settings,
+        credentials=static_credentials(
+            simulator.SIMULATOR_ACCESS_KEY, simulator.SIMULATOR_SECRET_KEY
+        ),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,8 @@ def test_endpoint_override_and_tables() -> None:
         ({"MANTLE_REGION": "moon-1"}, "MANTLE_REGION"),
         ({"PRICES_JSON": '{"m": {"input": -1}}'}, "PRICES_JSON"),
         ({"PRICES_JSON": '{"m": {"cache_read": 1}}'}, "PRICES_JSON"),
+        ({"RESERVATION_EXPIRY_SECONDS": "5"}, "RESERVATION_EXPIRY_SECONDS"),
+        ({"RESERVATION_EXPIRY_SECONDS": "a day"}, "RESERVATION_EXPIRY_SECONDS"),
     ],
 )
 def test_bad_value_names_the_variable_in_one_line(env: dict[str, str], variable: str) -> None:
@@ -81,3 +83,9 @@ def test_mantle_region_sets_endpoint_and_default_limits() -> None:
     assert settings.mantle_endpoint_url == "https://bedrock-mantle.eu-west-1.api.aws"
     assert settings.default_key_rpm == 60
     assert settings.default_key_tpm is None
+
+
+def test_reservation_expiry_defaults_to_a_lambda_timeout() -> None:
+    assert Settings.from_env({}).reservation_expiry_seconds == 900
+    custom = Settings.from_env({"RESERVATION_EXPIRY_SECONDS": "120"})
+    assert custom.reservation_expiry_seconds == 120

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from mantle_gateway.messages import GatewayRequest
@@ -13,10 +12,8 @@ if TYPE_CHECKING:
     from mantle_gateway.core import body, routes
     from mantle_gateway.core.family import Family
     from mantle_gateway.store.keys import KeyRecord
-    from mantle_gateway.store.limits import RateState
+    from mantle_gateway.store.limits import RateState, Reservation
     from mantle_gateway.store.responses import ResponseOwner
-
-_ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -36,8 +33,9 @@ class Call:
     prefix: str = "/v1"
     owner: ResponseOwner | None = None
     """The owner record of the stored response this request names, once checked."""
-    reserved: Decimal = _ZERO
-    """Budget reserved for this request; settled by the ledger or released if not billed."""
+    reservation: Reservation | None = None
+    """Tokens and budget reserved for this request; settled by the ledger or released if the
+    request is not billed."""
     settles: bool = False
     """True once the answer will record usage (which settles the reservation)."""
 

@@ -122,7 +122,7 @@ class Gateway:
                 call.prefix = family.prefix_for(parsed.model)
             return self._forward(call)
         finally:
-            if call.reserved and not call.settles:
+            if call.reservation is not None and not call.settles:
                 self._admission.release(call)
 
     def _validate_body(
@@ -193,7 +193,9 @@ class Gateway:
         if payload or request.method == "POST":
             headers["content-type"] = JSON
         signed = self._signer.sign(request.method, url, headers, payload)
-        return self._upstream.open(request.method, url, signed, payload, request.deadline)
+        return self._upstream.open(
+            request.method, url, signed, payload, request.deadline, request.max_silence
+        )
 
     def _upstream_refused(
         self, call: Call, response: httpx.Response, content: bytes
