@@ -14,6 +14,7 @@ import pytest
 from mantle_gateway.core import body, routes
 from mantle_gateway.core.admission import DEADLINE_SKEW_SECONDS, Admission
 from mantle_gateway.core.call import Call
+from mantle_gateway.core.openai_api import OpenAIFamily
 from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
 from mantle_gateway.messages import GatewayRequest
@@ -21,6 +22,7 @@ from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.store.keys import KeyRecord
 from mantle_gateway.store.limits import Ask, Hold, RateState, Reservation, Verdict
+from mantle_gateway.upstream.routing import PrefixRouter
 from mantle_gateway.usage import TokenCounts
 
 STARTED = datetime(2026, 11, 24, 12, 0, 10, tzinfo=UTC).timestamp()
@@ -83,7 +85,8 @@ def make_call(
     request = GatewayRequest("POST", "/v1/chat/completions", body=BODY, deadline=deadline)
     route = routes.match("POST", "/v1/chat/completions", passthrough_enabled=True)
     now = datetime.fromtimestamp(STARTED, UTC)
-    return Call(request, "req-1", STARTED, now, route, key, parsed, rate=None)
+    family = OpenAIFamily(PrefixRouter(()))
+    return Call(request, "req-1", STARTED, now, route, key, parsed, rate=None, family=family)
 
 
 def admission(limits: FakeLimits, later: Later) -> Admission:
