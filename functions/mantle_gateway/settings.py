@@ -15,9 +15,11 @@ from mantle_gateway import schema
 from mantle_gateway.errors import ConfigError
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_GUARDRAIL = re.compile(schema.GUARDRAIL_PATTERN)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _PRICE_FIELDS = frozenset({"input", "output", "cached", "cache_write"})
+_GUARDRAIL_PRICE_FIELDS = frozenset({"per_1k_text_units"})
 
 DEFAULT_ROUTE_RULES: tuple[tuple[str, str], ...] = (
     # reference/mantle-facts.md §1.2: the OpenAI frontier family, Gemma 4 and Grok live under
@@ -63,6 +65,14 @@ class Settings:
     metrics_enabled: bool = True
     bedrock_api_key: str | None = field(default=None, repr=False)
     """Bearer mode: sent upstream instead of a SigV4 signature when set (never logged)."""
+    bedrock_runtime_endpoint_url: str = "https://bedrock-runtime.us-east-1.amazonaws.com"
+    """Where ApplyGuardrail is called (AWS_ENDPOINT_URL_BEDROCK_RUNTIME, botocore's name)."""
+    guardrail_default: str | None = None
+    """`ID:VERSION` enforced on every key of the stage that has none (GUARDRAIL_DEFAULT)."""
+    guardrail_failure_mode: str = "closed"
+    """`closed` (503 when ApplyGuardrail fails) or `open` (let through, logged and counted)."""
+    guardrail_stream_window_chars: int = 1000
+    """Streamed output is held back and checked in windows of this many characters."""
 
     @classmethod
     def load(cls) -> Settings:
@@ -121,7 +131,40 @@ class Settings:
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "MantleGateway",
             metrics_enabled=not _flag(env, "POWERTOOLS_METRICS_DISABLED", False),
             bedrock_api_key=env.get("BEDROCK_API_KEY") or None,
+            bedrock_runtime_endpoint_url=_url(
+                env,
+                "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+                f"https://bedrock-runtime.{mantle_region}.amazonaws.com",
+            ),
+            guardrail_default=_guardrail(env, "GUARDRAIL_DEFAULT"),
+            guardrail_failure_mode=_choice(env, "GUARDRAIL_FAILURE_MODE", ("closed", "open")),
+            guardrail_stream_window_chars=int(
+                _number(env, "GUARDRAIL_STREAM_WINDOW_CHARS", 1000, low=50, high=100_000)
+            ),
         )
+
+
+def _url(env: Mapping[str, str], var: str, default: str) -> str:
+    value = env.get(var) or default
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ConfigError(f"{var}: {value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _guardrail(env: Mapping[str, str], var: str) -> str | None:
+    raw = (env.get(var) or "").strip()
+    if not raw:
+        return None
+    if not _GUARDRAIL.fullmatch(raw):
+        raise ConfigError(f"{var}: {raw!r} is not GUARDRAIL_ID:VERSION (version a number or DRAFT)")
+    return raw
+
+
+def _choice(env: Mapping[str, str], var: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(var) or allowed[0]).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{var}: {value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 def _name(env: Mapping[str, str], var: str, default: str) -> str:
@@ -190,7 +233,8 @@ def _route_rules(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 def _prices(env: Mapping[str, str]) -> Mapping[str, Mapping[str, float]]:
     """PRICES_JSON='{"model": {"input": 3, "output": 15, "cached": 0.3, "cache_write": 3.75}}'
-    (USD per 1M tokens; any subset of the four)."""
+    (USD per 1M tokens; any subset of the four); the entry "bedrock.guardrail" prices
+    guardrail text units instead: {"per_1k_text_units": 0.15} (USD per 1,000 units)."""
     raw = env.get("PRICES_JSON", "").strip()
     if not raw:
         return {}
@@ -202,7 +246,12 @@ def _prices(env: Mapping[str, str]) -> Mapping[str, Mapping[str, float]]:
         raise ConfigError("PRICES_JSON: must be an object of model -> prices")
     out: dict[str, dict[str, float]] = {}
     for model, prices in data.items():
-        if not isinstance(prices, dict) or not prices.keys() <= _PRICE_FIELDS:
+        fields = _GUARDRAIL_PRICE_FIELDS if model == "bedrock.guardrail" else _PRICE_FIELDS
+        if not isinstance(prices, dict) or not prices.keys() <= fields:
+            if fields is _GUARDRAIL_PRICE_FIELDS:
+                raise ConfigError(
+                    "PRICES_JSON: 'bedrock.guardrail' must map per_1k_text_units to a number"
+                )
             raise ConfigError(
                 f"PRICES_JSON: {model!r} must map input/output/cached/cache_write to numbers"
             )

@@ -95,7 +95,7 @@ class UsageRecord:
     tokens: TokenCounts
     cost_usd: Decimal
     status: str
-    """ok | incomplete"""
+    """ok | incomplete | guardrail_blocked"""
     latency_ms: int
     door: str
     stream: bool
@@ -105,6 +105,13 @@ class UsageRecord:
     estimated: bool = False
     upstream_status: int = 200
     response_id: str | None = None
+    guardrail: str | None = None
+    """`ID:VERSION` of the guardrail the gateway enforced (docs/decisions/0011)."""
+    guardrail_action: str | None = None
+    """none | intervened"""
+    guardrail_text_units: int = 0
+    guardrail_cost_usd: Decimal | None = None
+    """Inside `cost_usd`, which is what the budget counts."""
 
     @property
     def month(self) -> str:
@@ -143,4 +150,11 @@ class UsageRecord:
             values["estimated"] = True
         if self.response_id:
             values["response_id"] = self.response_id
+        if self.guardrail:
+            values["guardrail"] = self.guardrail
+            values["guardrail_action"] = self.guardrail_action
+        if self.guardrail_text_units:
+            values["guardrail_text_units"] = self.guardrail_text_units
+        if self.guardrail_cost_usd:
+            values["guardrail_cost_usd"] = self.guardrail_cost_usd
         return values

@@ -44,6 +44,7 @@ def build(
 ) -> Gateway:
     """Tests and the bench pass seams: credentials, an upstream transport, a clock, a Dynamo."""
     from mantle_gateway.core.auth import KeyCache
+    from mantle_gateway.core.guardrails import Guard
     from mantle_gateway.core.pipeline import Gateway
     from mantle_gateway.core.pricing import PriceTable
     from mantle_gateway.observability import configure
@@ -51,7 +52,7 @@ def build(
     from mantle_gateway.store.ledger import Ledger
     from mantle_gateway.store.limits import LimitsStore
     from mantle_gateway.store.responses import ResponseOwners
-    from mantle_gateway.upstream import signing
+    from mantle_gateway.upstream import guardrail, signing
     from mantle_gateway.upstream.client import UpstreamClient
 
     configure(
@@ -64,24 +65,37 @@ def build(
 
         dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
     signer: signing.Signer
+    guardrail_signer: signing.Signer
     if settings.bedrock_api_key:
-        signer = signing.BearerSigner(settings.bedrock_api_key)
+        signer = guardrail_signer = signing.BearerSigner(settings.bedrock_api_key)
     else:
-        signer = signing.SigV4Signer(credentials or signing.default_credentials(), settings.region)
+        chain = credentials or signing.default_credentials()
+        signer = signing.SigV4Signer(chain, settings.region)
+        guardrail_signer = signing.SigV4Signer(
+            chain, settings.mantle_region, service=guardrail.SERVICE
+        )
+    upstream = UpstreamClient(
+        settings.mantle_endpoint_url,
+        connect_timeout=settings.upstream_connect_timeout_seconds,
+        read_timeout=settings.upstream_read_timeout_seconds,
+        transport=transport,
+        clock=clock,
+    )
+    guard = Guard(
+        settings,
+        guardrail.GuardrailClient(
+            settings.bedrock_runtime_endpoint_url, signer=guardrail_signer, upstream=upstream
+        ),
+    )
     return Gateway(
         settings=settings,
         keys=KeyCache(KeyStore(dynamo, settings.keys_table), settings.key_cache_ttl_seconds),
         limits=LimitsStore(dynamo, settings.limits_table),
         ledger=Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table),
         owners=ResponseOwners(dynamo, settings.usage_table),
-        upstream=UpstreamClient(
-            settings.mantle_endpoint_url,
-            connect_timeout=settings.upstream_connect_timeout_seconds,
-            read_timeout=settings.upstream_read_timeout_seconds,
-            transport=transport,
-            clock=clock,
-        ),
+        upstream=upstream,
         signer=signer,
         prices=PriceTable(settings.price_overrides, region=settings.mantle_region),
+        guard=guard,
         clock=clock,
     )

@@ -90,7 +90,20 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["models"] = models
     if args.expires is not None:
         changes["expires_at"] = _date(args.expires)
+    if args.guardrail is not None:
+        changes["guardrail"] = _guardrail(args.guardrail)
     return changes
+
+
+def _guardrail(raw: str) -> str | None:
+    from mantle_gateway.upstream.guardrail import GuardrailRef
+
+    if raw.strip().lower() == "none":
+        return None
+    ref = GuardrailRef.parse(raw)
+    if ref is None:
+        raise ConfigError(f"--guardrail: {raw!r} is not ID:VERSION (version a number or DRAFT)")
+    return str(ref)
 
 
 def _budget(raw: str) -> Decimal:

@@ -69,6 +69,10 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tpm", type=int, help="tokens per minute")
     parser.add_argument("--models", help="comma-separated model globs, e.g. 'openai.gpt-oss-*'")
     parser.add_argument("--expires", help="YYYY-MM-DD (UTC); the key stops working that day")
+    parser.add_argument(
+        "--guardrail",
+        help="ID:VERSION of a Bedrock guardrail every request is held to ('none' removes it)",
+    )
     parser.add_argument("--json", action="store_true")
 
 

@@ -42,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
 
         sim = simulator.Simulator(region=settings.region)
         sim.start()
-        settings = dataclasses.replace(settings, mantle_endpoint_url=sim.url, bedrock_api_key=None)
+        settings = dataclasses.replace(
+            settings,
+            mantle_endpoint_url=sim.url,
+            bedrock_runtime_endpoint_url=sim.url,  # its ApplyGuardrail stand-in
+            bedrock_api_key=None,
+        )
         credentials = signing.static_credentials(
             simulator.SIMULATOR_ACCESS_KEY, simulator.SIMULATOR_SECRET_KEY
         )

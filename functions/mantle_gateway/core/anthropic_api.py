@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mantle_gateway.core import guard_text
 from mantle_gateway.stream.anthropic_events import MessagesEvents
 from mantle_gateway.upstream import signing
 from mantle_gateway.usage import TokenCounts, from_messages_usage
 
 if TYPE_CHECKING:
     from mantle_gateway.core.call import Call
+    from mantle_gateway.core.guard_text import Slot
     from mantle_gateway.core.routes import Route
     from mantle_gateway.store.limits import RateState
 
@@ -49,6 +51,15 @@ class AnthropicFamily:
 
     def usage(self, route: Route, answer: Mapping[str, Any]) -> TokenCounts | None:
         return from_messages_usage(answer.get("usage"))
+
+    def input_slots(self, route: Route, data: dict[str, Any]) -> list[Slot]:
+        return guard_text.messages_input(data)
+
+    def output_slots(self, route: Route, answer: dict[str, Any]) -> list[Slot]:
+        return guard_text.messages_output(answer)
+
+    def mark_filtered(self, route: Route, answer: dict[str, Any]) -> None:
+        guard_text.messages_filtered(answer)
 
     def rate_headers(self, rate: RateState, now: datetime) -> list[tuple[str, str]]:
         reset = (now.replace(microsecond=0) + timedelta(seconds=rate.reset_seconds)).strftime(

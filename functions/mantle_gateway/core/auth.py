@@ -117,6 +117,7 @@ def issue_key(
     tpm: int | None = None,
     models: tuple[str, ...] = ("*",),
     expires_at: str | None = None,
+    guardrail: str | None = None,
 ) -> tuple[str, KeyRecord]:
     """Make a new key; the secret is returned once and only its digest is stored."""
     secret = new_secret()
@@ -127,6 +128,7 @@ def issue_key(
         owner=owner,
         created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         expires_at=expires_at,
+        guardrail=guardrail,
         monthly_budget_usd=monthly_budget_usd,
         rpm=rpm,
         tpm=tpm,

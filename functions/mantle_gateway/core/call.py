@@ -11,6 +11,7 @@ from mantle_gateway.messages import GatewayRequest
 if TYPE_CHECKING:
     from mantle_gateway.core import body, routes
     from mantle_gateway.core.family import Family
+    from mantle_gateway.core.guardrails import GuardState
     from mantle_gateway.store.keys import KeyRecord
     from mantle_gateway.store.limits import RateState, Reservation
     from mantle_gateway.store.responses import ResponseOwner
@@ -38,6 +39,8 @@ class Call:
     request is not billed."""
     settles: bool = False
     """True once the answer will record usage (which settles the reservation)."""
+    guard: GuardState | None = None
+    """The guardrail this request is held to and what it did (`core/guardrails.py`)."""
 
     @property
     def month(self) -> str:
@@ -50,4 +53,5 @@ class Call:
 
     @property
     def extra_headers(self) -> list[tuple[str, str]]:
-        return [("x-gateway-request-id", self.request_id), *self.rate_headers]
+        guard = [self.guard.header] if self.guard is not None else []
+        return [("x-gateway-request-id", self.request_id), *self.rate_headers, *guard]

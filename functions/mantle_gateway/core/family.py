@@ -4,10 +4,10 @@ same pipeline steps (docs/decisions/0009-anthropic-surface.md).
 The route names the family (`Route.family`); the pipeline looks its `Family` up once per
 request, keeps it on the `Call`, and asks it at the few points where the two APIs differ: which
 client headers go upstream, the exact bytes to sign, the upstream path prefix (and whether a
-refusal means "try the other prefix"), how a JSON answer reports usage, and how rate-limit
-headers are spelled, and who reads its stream's events. The error shape is the one thing it
-does not decide: it follows the path (`errors.shape_for`), so that even a request no route
-matched is refused in the shape its client reads.
+refusal means "try the other prefix"), how a JSON answer reports usage, how rate-limit
+headers are spelled, who reads its stream's events, and where its text sits for a guardrail. The
+error shape is the one thing it does not decide: it follows the path (`errors.shape_for`), so
+that even a request no route matched is refused in the shape its client reads.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mantle_gateway.core.call import Call
+    from mantle_gateway.core.guard_text import Slot
     from mantle_gateway.core.routes import Route
     from mantle_gateway.store.limits import RateState
     from mantle_gateway.stream.relay import EventReader, Observation
@@ -53,4 +54,16 @@ class Family(Protocol):
 
     def rate_headers(self, rate: RateState, now: datetime) -> list[tuple[str, str]]:
         """The key's rate window as the family's clients read it."""
+        ...
+
+    def input_slots(self, route: Route, data: dict[str, Any]) -> list[Slot]:
+        """Where the client's text sits in a request body (for the guardrail; `guard_text`)."""
+        ...
+
+    def output_slots(self, route: Route, answer: dict[str, Any]) -> list[Slot]:
+        """Where the answer's text sits in a whole JSON answer."""
+        ...
+
+    def mark_filtered(self, route: Route, answer: dict[str, Any]) -> None:
+        """Say in the answer that a guardrail replaced its text (finish or stop reason)."""
         ...

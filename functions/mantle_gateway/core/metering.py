@@ -59,7 +59,10 @@ class Meter:
         owners: Owners,
         prices: PriceTable,
         clock: Callable[[], float],
+        stamp: Callable[[UsageRecord, Call], UsageRecord] = lambda record, call: record,
     ) -> None:
+        self._stamp = stamp
+        """Adds what else the request cost (the guardrail's text units: core/guardrails.py)."""
         self._ledger = ledger
         self._owners = owners
         self._prices = prices
@@ -104,20 +107,37 @@ class Meter:
             # The input was reported, the final output count never came: count what was seen.
             tokens = replace(tokens, output=max(tokens.output, observed.events))
         self._write(
-            self._usage(
-                request_id=call.request_id,
-                key_id=call.key.key_id,
-                model=call.parsed.model,
-                started=call.started,
-                door=call.request.door,
-                tokens=tokens,
-                outcome=observed.outcome,
-                estimated=estimated,
-                stream=stream,
-                surface=call.route.surface,
-                response_id=observed.response_id,
-            ),
+            self._stamp(self._call_usage(call, tokens, observed, stream, estimated), call),
             call.reservation,
+        )
+
+    def record_blocked(self, call: Call) -> None:
+        """A request its guardrail refused before the upstream: no model tokens, status
+        `guardrail_blocked`, the guardrail's cost settling the reservation."""
+        observed = Observation(ended=True)
+        record = self._call_usage(
+            call, TokenCounts(), observed, call.parsed is not None and call.parsed.stream, False
+        )
+        self._write(
+            replace(self._stamp(record, call), status="guardrail_blocked"), call.reservation
+        )
+
+    def _call_usage(
+        self, call: Call, tokens: TokenCounts, observed: Observation, stream: bool, estimated: bool
+    ) -> UsageRecord:
+        assert call.parsed is not None
+        return self._usage(
+            request_id=call.request_id,
+            key_id=call.key.key_id,
+            model=call.parsed.model,
+            started=call.started,
+            door=call.request.door,
+            tokens=tokens,
+            outcome=observed.outcome,
+            estimated=estimated,
+            stream=stream,
+            surface=call.route.surface,
+            response_id=observed.response_id,
         )
 
     def bill_background(

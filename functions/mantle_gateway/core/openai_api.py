@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mantle_gateway.core import guard_text
 from mantle_gateway.upstream import routing, signing
 from mantle_gateway.usage import TokenCounts, from_chat_usage, from_responses_usage
 
 if TYPE_CHECKING:
     from mantle_gateway.core.call import Call
+    from mantle_gateway.core.guard_text import Slot
     from mantle_gateway.core.routes import Route
     from mantle_gateway.store.limits import RateState
 
@@ -63,3 +65,17 @@ class OpenAIFamily:
 
     def rate_headers(self, rate: RateState, now: datetime) -> list[tuple[str, str]]:
         return rate.headers()
+
+    def input_slots(self, route: Route, data: dict[str, Any]) -> list[Slot]:
+        chat = route.kind == "chat"
+        return guard_text.chat_input(data) if chat else guard_text.responses_input(data)
+
+    def output_slots(self, route: Route, answer: dict[str, Any]) -> list[Slot]:
+        chat = route.kind == "chat"
+        return guard_text.chat_output(answer) if chat else guard_text.responses_output(answer)
+
+    def mark_filtered(self, route: Route, answer: dict[str, Any]) -> None:
+        if route.kind == "chat":
+            guard_text.chat_filtered(answer)
+        else:
+            guard_text.responses_filtered(answer)

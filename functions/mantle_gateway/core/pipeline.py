@@ -27,6 +27,7 @@ from mantle_gateway.core import admission, auth, body, metering, routes
 from mantle_gateway.core.anthropic_api import AnthropicFamily
 from mantle_gateway.core.call import Call
 from mantle_gateway.core.family import Family
+from mantle_gateway.core.guardrails import Guard, PendingInput
 from mantle_gateway.core.openai_api import OpenAIFamily
 from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.errors import (
@@ -38,7 +39,7 @@ from mantle_gateway.errors import (
     shape_for,
 )
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
-from mantle_gateway.observability import logger
+from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.stream.relay import Observation, Relay
 from mantle_gateway.upstream import routing, signing
@@ -66,12 +67,20 @@ class Gateway:
         upstream: UpstreamClient,
         signer: signing.Signer,
         prices: PriceTable,
+        guard: Guard | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._keys = keys
         self._owners = owners
-        self._meter = metering.Meter(ledger=ledger, owners=owners, prices=prices, clock=clock)
+        self._guard = guard
+        self._meter = metering.Meter(
+            ledger=ledger,
+            owners=owners,
+            prices=prices,
+            clock=clock,
+            stamp=lambda record, call: guard.stamp(record, call.guard) if guard else record,
+        )
         self._upstream = upstream
         self._signer = signer
         self._families: dict[str, Family] = {
@@ -114,8 +123,11 @@ class Gateway:
             auth.authorize_model(key, parsed.model)
             self._check_chain(key, parsed)
         call = Call(request, request_id, started, now, route, key, parsed, rate=None, family=family)
-        self._admission.admit(call)
+        checking = self._guard.start_input(call) if self._guard is not None else None
+        self._admission.admit(call)  # while the guardrail reads the input
         try:
+            if checking is not None:
+                self._check_input(call, checking)
             if route.owned_response:
                 call.prefix = self._check_owner(call)
             elif parsed is not None:
@@ -124,6 +136,16 @@ class Gateway:
         finally:
             if call.reservation is not None and not call.settles:
                 self._admission.release(call)
+
+    def _check_input(self, call: Call, checking: PendingInput) -> None:
+        """The input check's verdict: blocked → billed for the guardrail only, and refused."""
+        assert self._guard is not None
+        self._guard.finish_input(call, checking)
+        if call.guard is not None and call.guard.blocked:
+            metric("GuardrailInputBlocked")
+            self._meter.record_blocked(call)
+            call.settles = True
+            raise Guard.refusal(call)
 
     def _validate_body(
         self, route: routes.Route, request: GatewayRequest
@@ -241,12 +263,20 @@ class Gateway:
 
     def _buffered(self, call: Call, response: httpx.Response) -> GatewayResponse:
         content = self._upstream.read_all(response)
-        headers = self._answer_headers(call, response)
         observed = Observation(ended=True)
         answer = _json_object(content) or {}
         observed.tokens = call.family.usage(call.route, answer)
         response_id = answer.get("id")
         call.settles = True
+        if self._guard is not None and call.guard is not None:
+            try:
+                content = self._guard.check_body(call, answer, content)
+            except GatewayError as err:  # the guardrail failed, closed: the tokens are spent
+                refused = error_response(err, call.request_id, shape_for(call.request.path))
+                refused.headers += call.extra_headers[1:]
+                refused.on_close = lambda: self._meter.record(call, observed, stream=False)
+                return refused
+        headers = self._answer_headers(call, response)
         if call.route.kind == "responses" and isinstance(response_id, str):
             observed.response_id = response_id
             if metering.awaits_background_work(answer) and self._meter.defer(call, response_id):

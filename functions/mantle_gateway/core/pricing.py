@@ -28,6 +28,8 @@ MAX_OUTPUT_TOKENS = 10_000_000
 _EXACT = Context(prec=60)
 COST_QUANTUM = Decimal("1e-10")
 PRICES_FILE = "prices.json"
+GUARDRAIL_PRICE_KEY = "bedrock.guardrail"
+"""The PRICES_JSON entry that prices guardrail text units, not a model."""
 DEFAULT_REGION = "us-east-1"
 """The region whose price is each model's own; other regions list only where they differ."""
 
@@ -72,6 +74,8 @@ class PriceTable:
     ) -> None:
         table = bundled_prices(region)
         for model, prices in (overrides or {}).items():
+            if model == GUARDRAIL_PRICE_KEY:
+                continue  # priced per text unit by core/guardrails.py
             base = table.get(model, Price(Decimal(0), Decimal(0)))
             table[model] = Price(
                 _dec(prices.get("input"), base.input),

@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Mapping
 
 from .api import ApiError
-from .sigv4 import SignatureError, WireRequest, header_values, verify
+from .sigv4 import SERVICE, SignatureError, WireRequest, header_values, verify
 
 
 def authenticate(
@@ -22,6 +22,7 @@ def authenticate(
     bearer_token: str | None,
     now: float,
     max_skew: float,
+    service: str = SERVICE,
 ) -> ApiError | None:
     """None when the caller is accepted, otherwise the 401 to answer with."""
     found = header_values(request.headers).get("authorization")
@@ -35,7 +36,14 @@ def authenticate(
             return None
         return _denied("invalid_api_key", "Invalid bearer token")
     try:
-        verify(request, region=region, secrets=credentials, now=now, max_skew=max_skew)
+        verify(
+            request,
+            region=region,
+            secrets=credentials,
+            now=now,
+            max_skew=max_skew,
+            service=service,
+        )
     except SignatureError as error:
         return _denied("invalid_signature", str(error))
     return None

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 
-from . import formats, messages
+from . import formats, guardrail, messages
 from .api import Answer, Api, ApiError, model_of, parse_body, wrong_route
 from .auth import authenticate
 from .faults import (
@@ -41,6 +41,7 @@ from .faults import (
 from .records import SeenRequest
 from .routes import DEFAULT_MODEL_PREFIXES, MethodNotAllowed, match, split_prefix
 from .sigv4 import MAX_CLOCK_SKEW_SECONDS, WireRequest
+from .sigv4 import SERVICE as SIGNING_SERVICE
 from .store import ResponseStore
 
 SIMULATOR_REGION = "us-east-1"
@@ -105,6 +106,12 @@ class Simulator:
         self.clock: Callable[[], float] = time.time
         """Server time for the `x-amz-date` freshness check; tests may shift it."""
         self.max_clock_skew = MAX_CLOCK_SKEW_SECONDS
+        self.guardrail_blocked_words: list[str] = ["forbidden-word"]
+        """Words the ApplyGuardrail stand-in blocks (case-insensitive), in input and output."""
+        self.guardrail_blocked_input_message = "Sorry, the model cannot answer this question."
+        self.guardrail_blocked_output_message = "Sorry, the model cannot answer this question."
+        self.guardrail_delay = 0.0
+        """Seconds every ApplyGuardrail answer waits (the bench's fixed guardrail latency)."""
         self._address = (host, port)
         self._faults = FaultQueue()
         self._store = ResponseStore()
@@ -308,6 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sim = self.sim
         wire = WireRequest(self.command, path, query, list(self.headers.items()), body)
+        guarded = guardrail.PATH.match(path) is not None
         denied = authenticate(
             wire,
             region=sim.region,
@@ -315,10 +323,14 @@ class _Handler(BaseHTTPRequestHandler):
             bearer_token=sim.bearer_token,
             now=sim.clock(),
             max_skew=sim.max_clock_skew,
+            service=guardrail.SERVICE if guarded else SIGNING_SERVICE,
         )
-        answer, fault = (
-            (_refusal(path, denied), None) if denied else self._decide(path, query, body)
-        )
+        if denied:
+            answer, fault = _refusal(path, denied), None
+        elif guarded:
+            answer, fault = self._guardrail(path, body)
+        else:
+            answer, fault = self._decide(path, query, body)
         self._record(path, query, body, request_id, denied, fault)
         try:
             self._misbehave_or_answer(answer, fault, request_id)
@@ -359,6 +371,24 @@ class _Handler(BaseHTTPRequestHandler):
             return Answer(0), fault  # never sent: the socket is reset instead
         headers = {name.lower(): value for name, value in self.headers.items()}
         return self.sim._api.handle(route, query, payload, headers), fault
+
+    def _guardrail(self, path: str, body: bytes) -> tuple[Answer, Fault | None]:
+        """ApplyGuardrail: faults name it by `guardrail.ROUTE_PATH`; `guardrail_delay` first."""
+        sim = self.sim
+        fault = sim._faults.take(path, guardrail.ROUTE_PATH, None)
+        if isinstance(fault, ErrorAnswer):
+            return _error_answer(fault, path), fault
+        if isinstance(fault, ResetConnection):
+            return Answer(0), fault
+        if sim.guardrail_delay:
+            sim._wait(sim.guardrail_delay)
+        answer = guardrail.apply(
+            body,
+            blocked_words=sim.guardrail_blocked_words,
+            blocked_input_message=sim.guardrail_blocked_input_message,
+            blocked_output_message=sim.guardrail_blocked_output_message,
+        )
+        return answer, fault
 
     def _misbehave_or_answer(self, answer: Answer, fault: Fault | None, request_id: str) -> None:
         sim = self.sim

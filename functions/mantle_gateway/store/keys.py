@@ -58,6 +58,8 @@ class KeyRecord:
     rpm: int | None = field(default=None, metadata=_read(_count))
     tpm: int | None = field(default=None, metadata=_read(_count))
     models: tuple[str, ...] = field(default=("*",), metadata=_read(_globs))
+    guardrail: str | None = None
+    """`ID:VERSION` of a Bedrock guardrail every request of this key is held to."""
     hint: str = ""
     """The first characters of the secret, so a person can tell keys apart; not enough to use."""
 

@@ -8,9 +8,10 @@ we send is signed except what httpx adds itself (`accept`, `accept-encoding`, `c
 `user-agent`, `content-length`), because a signed hop-by-hop header (`connection`) made Mantle
 answer 401 (reference/mantle-facts.md §2.2).
 
-SigV4 uses service `bedrock-mantle`, the region of the host, the hex SHA-256 of the exact body
-bytes (also sent as `x-amz-content-sha256`, as the official SDKs do), and credentials resolved
-on every request so a refreshed Lambda role session is picked up without a restart.
+SigV4 uses service `bedrock-mantle` (`bedrock` for the guardrail calls), the region of the
+host, the hex SHA-256 of the exact body bytes (also sent as `x-amz-content-sha256`, as the
+official SDKs do), and credentials resolved on every request so a refreshed Lambda role session
+is picked up without a restart.
 """
 
 from __future__ import annotations
@@ -76,11 +77,14 @@ class SigV4Signer:
         credentials: Callable[[], ReadOnlyCredentials | None],
         region: str,
         clock: Callable[[], float] = time.time,
+        service: str = SERVICE,
     ) -> None:
         self._credentials = credentials
         self._region = region
         self._clock = clock
-        self._scope_tail = f"{region}/{SERVICE}/aws4_request"
+        self._service = service
+        """`bedrock-mantle` for Mantle; `bedrock` for bedrock-runtime (ApplyGuardrail)."""
+        self._scope_tail = f"{region}/{service}/aws4_request"
         self._key: tuple[str, str, bytes] = ("", "", b"")
         """(secret key, yyyymmdd, signing key): the HMAC chain only changes once a day or when
         the role session rotates; one entry, so rotated secrets do not pile up."""
@@ -130,7 +134,7 @@ class SigV4Signer:
         if cached_secret == secret and cached_day == day:
             return key
         key = ("AWS4" + secret).encode()
-        for part in (day, self._region, SERVICE, "aws4_request"):
+        for part in (day, self._region, self._service, "aws4_request"):
             key = hmac.digest(key, part.encode(), "sha256")
         self._key = (secret, day, key)
         return key

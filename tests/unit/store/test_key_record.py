@@ -59,4 +59,5 @@ def test_updates_reach_limits_and_labels_but_not_identity_or_status() -> None:
         "rpm",
         "tpm",
         "models",
+        "guardrail",
     } == UPDATABLE
