@@ -267,3 +267,107 @@ def test_anthropic_surface_is_guarded(
     assert answer.content[0].text == BLOCKED  # type: ignore[union-attr]
     sent = _upstream(sim)[-1].json()
     assert sent["messages"][0]["content"] == "card {CREDIT_DEBIT_CARD_NUMBER}"
+
+
+@pytest.fixture(scope="module")
+def windowed(start_gateway: GatewayFactory, sim: simulator.Simulator) -> LocalServer:
+    return start_gateway(bedrock_runtime_endpoint_url=sim.url, guardrail_stream_window_chars=50)
+
+
+def _tokens(text: str) -> list[int]:
+    return [int(word[3:]) for word in text.split() if word.startswith("tok")]
+
+
+def test_stream_is_released_in_checked_windows_and_cut_at_the_intervention(
+    sim: simulator.Simulator,
+    windowed: LocalServer,
+    new_key: KeyFactory,
+    usage_items: Callable[..., list[dict[str, Any]]],
+) -> None:
+    secret, record = new_key()
+    client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
+    sim.guardrail_blocked_words = ["tok30"]
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "count"}],
+        max_tokens=60,
+        stream=True,
+        extra_headers=GUARDRAIL,
+    )
+    pieces: list[str] = []
+    finishes: list[str] = []
+    for chunk in stream:
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    text = "".join(pieces)
+    assert text.endswith(BLOCKED)
+    released = _tokens(text.removesuffix(BLOCKED))
+    assert released == list(range(len(released)))  # in order, nothing skipped
+    assert 0 < len(released) < 30  # the window holding tok30 never reached the client
+    assert finishes == ["content_filter"]
+    outputs = [c.json() for c in _guardrail_calls(sim) if c.json()["source"] == "OUTPUT"]
+    assert len(outputs) >= 2  # checked window by window, not once at the end
+    (item,) = usage_items(record.key_id)
+    assert item["outcome"] == "guardrail_intervened"
+    assert item["guardrail_action"] == "intervened"
+
+
+def test_clean_stream_arrives_whole_after_its_window_checks(
+    sim: simulator.Simulator, windowed: LocalServer, new_key: KeyFactory
+) -> None:
+    secret, _ = new_key()
+    client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "count"}],
+        max_tokens=40,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers=GUARDRAIL,
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert _tokens(text) == list(range(40))
+    assert chunks[-1].usage is not None
+    checked = "".join(
+        c.json()["content"][0]["text"]["text"]
+        for c in _guardrail_calls(sim)
+        if c.json()["source"] == "OUTPUT"
+    )
+    assert all(f"tok{i} " in checked for i in range(40))  # every released word was checked
+
+
+def test_responses_and_anthropic_streams_end_filtered(
+    sim: simulator.Simulator, windowed: LocalServer, new_key: KeyFactory
+) -> None:
+    secret, _ = new_key()
+    sim.guardrail_blocked_words = ["tok20"]
+    client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
+    events = list(
+        client.responses.create(
+            model=MODEL, input="count", max_output_tokens=40, stream=True, extra_headers=GUARDRAIL
+        )
+    )
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas.endswith(BLOCKED)
+    assert "tok20" not in deltas
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details.reason == "content_filter"  # type: ignore[union-attr]
+
+    sim.message_tokens = 40
+    claude = anthropic.Anthropic(
+        base_url=windowed.url + "/anthropic", api_key=secret, max_retries=0
+    )
+    with claude.messages.stream(
+        model=CLAUDE,
+        max_tokens=64,
+        messages=[{"role": "user", "content": "count"}],
+        extra_headers=GUARDRAIL,
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text.endswith(BLOCKED)
+    assert "tok20" not in text
+    assert final.stop_reason == "refusal"

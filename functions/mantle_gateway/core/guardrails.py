@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 from mantle_gateway.core import guard_text
 from mantle_gateway.errors import InvalidRequestError, ServiceUnavailableError
 from mantle_gateway.observability import logger, metric
+from mantle_gateway.stream.guard_window import DIALECTS, GuardedStream
 from mantle_gateway.upstream.guardrail import (
     GuardrailClient,
     GuardrailRef,
     GuardrailUnavailable,
-    Source,
     Verdict,
 )
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from mantle_gateway.core.call import Call
     from mantle_gateway.settings import Settings
     from mantle_gateway.store.keys import KeyRecord
+    from mantle_gateway.stream.relay import Relay
     from mantle_gateway.usage import UsageRecord
 
 ID_HEADER = "x-amzn-bedrock-guardrailidentifier"
@@ -101,6 +102,7 @@ class Guard:
         self._client = client
         self._default = GuardrailRef.parse(settings.guardrail_default or "")
         self._fail_open = settings.guardrail_failure_mode == "open"
+        self._window = settings.guardrail_stream_window_chars
         price = settings.price_overrides.get(PRICE_KEY, {}).get(PRICE_FIELD)
         self._price = Decimal(repr(price)) if price is not None else DEFAULT_PRICE_PER_1K_UNITS
         self._pool: ThreadPoolExecutor | None = None
@@ -203,16 +205,30 @@ class Guard:
         call.family.mark_filtered(call.route, answer)
         return True
 
-    def check_text(self, call: Call, source: Source, text: str) -> Verdict | None:
-        """One text (a streamed window); None when the check failed and failing open let it by."""
+    def guarded_stream(self, call: Call, relay: Relay) -> GuardedStream:
+        """The relay's events, released in checked windows (`stream/guard_window.py`)."""
+        assert call.route.surface is not None
+        return GuardedStream(
+            relay,
+            dialect=DIALECTS[call.route.surface](),
+            check=lambda text: self._check_window(call, text),
+            window=self._window,
+        )
+
+    def _check_window(self, call: Call, text: str) -> tuple[str, str]:
         assert call.guard is not None
         try:
-            verdict = self._client.apply(call.guard.ref, source, [text], call.request.deadline)
+            verdict = self._client.apply(call.guard.ref, "OUTPUT", [text], call.request.deadline)
         except GuardrailUnavailable as exc:
-            self._unavailable(call, exc, source)
-            return None
+            try:
+                self._unavailable(call, exc, "OUTPUT")
+            except ServiceUnavailableError:
+                return "fail", ""
+            return "pass", text
         call.guard.add(verdict)
-        return verdict
+        if not verdict.intervened:
+            return "pass", text
+        return ("block" if verdict.blocked else "mask"), verdict.outputs[0]
 
     # -- failure and cost ----------------------------------------------------------------------
 

@@ -259,6 +259,10 @@ class Gateway:
         )
         headers = [*self._answer_headers(call, response), ("cache-control", "no-cache")]
         call.settles = True
+        if self._guard is not None and call.guard is not None:
+            return GatewayResponse(
+                response.status_code, headers, self._guard.guarded_stream(call, relay)
+            )
         return GatewayResponse(response.status_code, headers, relay)
 
     def _buffered(self, call: Call, response: httpx.Response) -> GatewayResponse:
