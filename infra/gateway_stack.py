@@ -54,6 +54,9 @@ class GatewayStack(Stack):
             default_tpm=config.default_tpm,
             mantle_region=config.mantle_region,
             mantle_endpoint_url=config.mantle_endpoint_url,
+            guardrail_default=config.guardrail_default,
+            guardrail_ids=config.guardrail_ids,
+            guardrail_failure_mode=config.guardrail_failure_mode,
         )
         tables.grant_gateway_runtime(gateway.function)
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from mantle_gateway import schema
+
 T = TypeVar("T")
 
 RemovalPolicyName = Literal["retain", "destroy"]
@@ -35,6 +37,8 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://[^/\s]+\S*$")
+_GUARDRAIL = re.compile(rf"^{schema.GUARDRAIL_PATTERN}$")
+_GUARDRAIL_ID = re.compile(f"^(?:{schema.GUARDRAIL_ID_PATTERN})$")
 
 # Lambda hard limits: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 MEMORY_MB_RANGE = (128, 10240)
@@ -71,6 +75,21 @@ class StageConfig:
     cors_allowed_origins: tuple[str, ...] = ("*",)
     enable_anthropic_passthrough: bool = True
     """`/anthropic/v1/...` (Claude Code, Anthropic SDKs); off answers 404 there."""
+    guardrail_default: str | None = None
+    """`ID:VERSION` every key without its own guardrail is held to (GUARDRAIL_DEFAULT)."""
+    guardrails: tuple[str, ...] = ()
+    """Further guardrail ids (or ARNs) keys and clients may name: the role may apply only the
+    default and these (`bedrock:ApplyGuardrail` on their ARNs)."""
+    guardrail_failure_mode: str = "closed"
+    """`closed` (503 when ApplyGuardrail fails) or `open` (GUARDRAIL_FAILURE_MODE)."""
+
+    @property
+    def guardrail_ids(self) -> tuple[str, ...]:
+        """Every guardrail id or ARN the stage's role may apply, without versions."""
+        ids = list(self.guardrails)
+        if self.guardrail_default:
+            ids.insert(0, self.guardrail_default.rpartition(":")[0])
+        return tuple(dict.fromkeys(ids))
 
 
 class _Fields:
@@ -191,6 +210,11 @@ def parse_stage(name: str, raw: object) -> StageConfig:
             "'*' or an http(s) origin",
             ("*",),
         ),
+        guardrail_default=f.text("guardrailDefault", _GUARDRAIL, "GUARDRAIL_ID:VERSION"),
+        guardrails=f.strings(
+            "guardrails", lambda g: bool(_GUARDRAIL_ID.fullmatch(g)), "a guardrail id or ARN", ()
+        ),
+        guardrail_failure_mode=f.choice("guardrailFailureMode", ("closed", "open"), "closed"),
     )
     f.reject_unknown()
     if config.alarm_email and not config.alarms:

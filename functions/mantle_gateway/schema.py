@@ -34,9 +34,9 @@ LIMITS_PK = "pk"
 RESPONSE_OWNER_PREFIX = "response#"
 RESPONSE_OWNER_SK = "owner"
 
-GUARDRAIL_PATTERN = (
-    r"(?P<id>[a-z0-9]+|arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+)"
-    r":(?P<version>[1-9][0-9]{0,7}|DRAFT)"
+GUARDRAIL_ID_PATTERN = (
+    r"[a-z0-9]+|arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+"
 )
+GUARDRAIL_PATTERN = rf"(?P<id>{GUARDRAIL_ID_PATTERN}):(?P<version>[1-9][0-9]{{0,7}}|DRAFT)"
 """`GUARDRAIL_ID:VERSION` as keys, `GUARDRAIL_DEFAULT` and the stage config name a guardrail (the
 id and version patterns of Bedrock's ApplyGuardrail API reference)."""

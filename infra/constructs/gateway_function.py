@@ -75,6 +75,9 @@ class GatewayFunction(Construct):
         default_tpm: int,
         mantle_region: str | None = None,
         mantle_endpoint_url: str | None = None,
+        guardrail_default: str | None = None,
+        guardrail_ids: tuple[str, ...] = (),
+        guardrail_failure_mode: str = "closed",
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -128,7 +131,8 @@ class GatewayFunction(Construct):
                     mantle_region=mantle_region,
                     mantle_endpoint_url=mantle_endpoint_url,
                 )
-            ),
+            )
+            | guardrail_environment(guardrail_default, guardrail_failure_mode),
         )
 
         mantle_projects = stack.format_arn(
@@ -141,6 +145,22 @@ class GatewayFunction(Construct):
         self.role.add_to_principal_policy(
             iam.PolicyStatement(actions=list(MANTLE_ACTIONS), resources=[mantle_projects])
         )
+        if guardrail_ids:  # ApplyGuardrail on the stage's guardrails only; none → no statement
+            guardrails = [
+                gid
+                if gid.startswith("arn:")
+                else stack.format_arn(
+                    service="bedrock",
+                    region=mantle_region or stack.region,
+                    resource="guardrail",
+                    resource_name=gid,
+                    arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                )
+                for gid in guardrail_ids
+            ]
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=[GUARDRAIL_ACTION], resources=guardrails)
+            )
 
         policy = self.role.node.find_child("DefaultPolicy")
         nag.acknowledge(
@@ -169,6 +189,17 @@ class GatewayFunction(Construct):
                 "upgrade (runtime, pip target and layer together), not a drift."
             ),
         )
+
+
+GUARDRAIL_ACTION = "bedrock:ApplyGuardrail"
+
+
+def guardrail_environment(default: str | None, failure_mode: str) -> dict[str, str]:
+    """GUARDRAIL_DEFAULT (when the stage has one) and GUARDRAIL_FAILURE_MODE."""
+    env = {"GUARDRAIL_FAILURE_MODE": failure_mode}
+    if default:
+        env["GUARDRAIL_DEFAULT"] = default
+    return env
 
 
 def gateway_environment(

@@ -45,6 +45,9 @@ FLAGOFF_STAGE: dict[str, Any] = {
     "mantleRegion": "eu-central-1",
     "mantleEndpointUrl": "https://mantle.internal.example.com",
     "corsAllowedOrigins": ["https://app.example.com"],
+    "guardrailDefault": "stagegr1:2",
+    "guardrails": ["keygr7", "arn:aws:bedrock:eu-central-1:123456789012:guardrail/shared9"],
+    "guardrailFailureMode": "open",
 }
 
 

@@ -182,3 +182,24 @@ def test_only_xray_uses_a_wildcard_resource_and_no_managed_policy_is_attached(
     assert log_statement["Resource"] == {
         "Fn::GetAtt": [synth.function(stage)["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]
     }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_apply_guardrail_is_granted_on_the_stage_guardrails_only(
+    synth: Synthesis, stage: str
+) -> None:
+    guarded = [s for s in synth.statements(stage) if "bedrock:ApplyGuardrail" in actions(s)]
+    env = synth.environment(stage)
+    if stage != "flagoff":  # no guardrail configured: no statement at all
+        assert guarded == []
+        assert "GUARDRAIL_DEFAULT" not in env
+        assert env["GUARDRAIL_FAILURE_MODE"] == "closed"
+        return
+    (statement,) = guarded
+    assert actions(statement) == ["bedrock:ApplyGuardrail"]
+    assert sorted(resources(statement)) == [
+        "arn:aws:bedrock:eu-central-1:123456789012:guardrail/keygr7",
+        "arn:aws:bedrock:eu-central-1:123456789012:guardrail/shared9",
+        "arn:aws:bedrock:eu-central-1:123456789012:guardrail/stagegr1",
+    ]
+    assert (env["GUARDRAIL_DEFAULT"], env["GUARDRAIL_FAILURE_MODE"]) == ("stagegr1:2", "open")

@@ -74,6 +74,9 @@ _MISSING = object()
         ("logLevel", "LOUD", "logLevel: 'LOUD' is not one of DEBUG"),
         ("corsAllowedOrigins", [], "corsAllowedOrigins: [] is not a non-empty list"),
         ("pitrr", True, "pitrr: is not a known stage field"),
+        ("guardrailDefault", "gr1", "guardrailDefault: 'gr1' is not GUARDRAIL_ID:VERSION"),
+        ("guardrails", ["gr1:2"], "guardrails: 'gr1:2' is not a guardrail id or ARN"),
+        ("guardrailFailureMode", "maybe", "guardrailFailureMode: 'maybe' is not one of closed"),
     ],
 )
 def test_a_bad_stage_value_fails_in_one_line_naming_stage_and_field(
