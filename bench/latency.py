@@ -56,6 +56,10 @@ class LatencyResult:
     stream_tail: Added
     """From the `data: [DONE]` chunk to the end of the body: what the client waits on after
     the last event (the gateway's usage write when it sits before the final chunk)."""
+    guarded: Added = field(default_factory=lambda: Added(0, 0, 0, 0, 0, 0))
+    """Non-streamed chat under a key-level guardrail (simulated ApplyGuardrail, fixed delay)."""
+    guarded_ttfb: Added = field(default_factory=lambda: Added(0, 0, 0, 0, 0, 0))
+    """First byte of a streamed chat under the same guardrail (one window checked first)."""
     cpu_per_request: dict[str, float] = field(default_factory=dict)
     """CPU seconds per gateway request of each process, during the back-to-back run."""
 
@@ -71,6 +75,8 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
         "ttfb": [],
         "ttfb_messages": [],
         "tail": [],
+        "guarded": [],
+        "guarded_ttfb": [],
     }
     cpu: list[dict[str, float]] = []
     for rep in range(sizes.repeats):
@@ -86,6 +92,16 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
             pair.run(messages_body, 1, sizes.ttfb_requests, client.first_byte, api="messages")
         )
         runs["tail"].append(pair.run(stream_body, 1, sizes.ttfb_requests, client.done_to_end))
+        guarded = _Pair(
+            stack,
+            first_direct=rep % 2 == 0,
+            pause=sizes.pause_seconds,
+            guardrail=payloads.GUARDRAIL,
+        )
+        runs["guarded"].append(guarded.run(body, 1, sizes.requests_c1, client.timed_post))
+        runs["guarded_ttfb"].append(
+            guarded.run(stream_body, 1, sizes.ttfb_requests, client.first_byte)
+        )
     return LatencyResult(
         c1=_median(runs["c1"]),
         c1_back_to_back=_median(runs["b2b"]),
@@ -94,6 +110,8 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
         ttfb=_median(runs["ttfb"]),
         ttfb_messages=_median(runs["ttfb_messages"]),
         stream_tail=_median(runs["tail"]),
+        guarded=_median(runs["guarded"]),
+        guarded_ttfb=_median(runs["guarded_ttfb"]),
         cpu_per_request={k: median([c[k] for c in cpu]) for k in cpu[0]},
     )
 
@@ -105,6 +123,8 @@ class _Pair:
     stack: Stack
     first_direct: bool
     pause: float
+    guardrail: str | None = None
+    """A key-level guardrail for the gateway side's key."""
     gateway_cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds per request of each process during the last gateway run."""
 
@@ -119,7 +139,8 @@ class _Pair:
         api: str = "chat",
     ) -> Added:
         direct = client.direct(self.stack.simulator_url, api)
-        gateway = client.via_gateway(self.stack.gateway_url, self.stack.fresh_key().secret, api)
+        key = self.stack.fresh_key(self.guardrail)
+        gateway = client.via_gateway(self.stack.gateway_url, key.secret, api)
         self.stack.admin("marks")  # from here on, only this run's gateway requests are marked
         order = (direct, gateway) if self.first_direct else (gateway, direct)
         samples: dict[bool, list[float]] = {}

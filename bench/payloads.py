@@ -21,6 +21,11 @@ MESSAGES_PATH = "/anthropic/v1/messages"
 GATEWAY_MESSAGES_PATH = "/anthropic/v1/messages"
 MESSAGES_HEADERS = {"anthropic-version": "2023-06-01"}
 """Sent by the client on both sides (the gateway forwards it; the simulator requires it)."""
+GUARDRAIL = "benchguard:1"
+"""The key-level guardrail of the guarded rows, answered by the simulator's stand-in."""
+GUARDRAIL_DELAY = 0.02
+"""Seconds the simulated ApplyGuardrail takes to answer: a fixed, known latency to read the
+guarded rows against (input check beside admission, then one output check)."""
 MESSAGES_PRICE = {"input": 1.0, "output": 5.0, "cached": 0.1, "cache_write": 1.25}
 """The bench gateway's PRICES_JSON entry for MESSAGES_MODEL, so it is priced like the chat
 model (an unpriced model costs a warning log line per request)."""

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bench import payloads
 from bench.coldstart import ColdStart
 from bench.config import Sizes
 from bench.cpu import STREAM_TOKENS, CpuResult
@@ -132,6 +133,40 @@ def _latency_rows(t: Table, m: Measured) -> None:
             "Time to first byte added, streamed Messages call, c=1, p50 / p99",
             lat.ttfb_messages,
         )
+    )
+    delay = _ms(payloads.GUARDRAIL_DELAY)
+    t.add(
+        _guarded(
+            "guarded_c1",
+            f"Added latency, guarded non-streamed chat (ApplyGuardrail {delay}), c=1, p50 / p99",
+            lat.guarded,
+            1,
+        )
+    )
+    t.add(
+        _guarded(
+            "guarded_ttfb",
+            f"Time to first byte added, guarded streamed chat (ApplyGuardrail {delay}), c=1",
+            lat.guarded_ttfb,
+            1,
+        )
+    )
+
+
+def _guarded(key: str, measure: str, a: Added, checks_after: int) -> Row:
+    """The target: the input check runs beside admission, so max(DynamoDB wait, ApplyGuardrail)
+    is waited once, plus `checks_after` output checks before the bytes go, plus 2 ms."""
+    delay = payloads.GUARDRAIL_DELAY
+    bound = max(a.dynamodb_p50, delay) + checks_after * delay + GATEWAY_OWN_BUDGET
+    return Row(
+        key,
+        measure,
+        _pair(a.added_p50, a.added_p99, sign=True)
+        + f" (direct {_ms(a.direct_p50)}, gateway {_ms(a.gateway_p50)})",
+        f"p50 ≤ {_ms(bound)} (max(DynamoDB {_ms(a.dynamodb_p50)}, guardrail {_ms(delay)})"
+        f" + {checks_after} output check + 2 ms)",
+        verdict(a.added_p50 <= bound),
+        a.added_p50,
     )
 
 

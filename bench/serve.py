@@ -47,9 +47,11 @@ def _dynamodb(ready: Path) -> None:
 
 
 def _simulator(ready: Path) -> None:
+    from bench import payloads
     from mantle_gateway.simulator import Simulator
 
     sim = Simulator().start()
+    sim.guardrail_delay = payloads.GUARDRAIL_DELAY  # only ApplyGuardrail calls wait
     _ready(ready, sim.url)
     threading.Event().wait()
 
@@ -67,6 +69,7 @@ def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
         {
             "AWS_REGION": "us-east-1",
             "MANTLE_ENDPOINT_URL": simulator_url,
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": simulator_url,  # its ApplyGuardrail stand-in
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
             "POWERTOOLS_METRICS_NAMESPACE": "MantleGatewayBench",
             "PRICES_JSON": json.dumps({payloads.MESSAGES_MODEL: payloads.MESSAGES_PRICE}),

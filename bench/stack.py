@@ -87,7 +87,7 @@ class Stack:
         self.pids[role] = child.pid
         return child
 
-    def fresh_key(self) -> IssuedKey:
+    def fresh_key(self, guardrail: str | None = None) -> IssuedKey:
         """Empty tables and a new key: every measure starts from the same DynamoDB state.
 
         moto's TransactWriteItems deep-copies each table it touches (to roll back on failure),
@@ -98,9 +98,9 @@ class Stack:
         assert self._admin is not None
         self._admin.post(self.dynamodb_url + "/moto-api/reset").raise_for_status()
         create_tables(self.dynamo, self.settings)
-        return self.issue_key()
+        return self.issue_key(guardrail)
 
-    def issue_key(self) -> IssuedKey:
+    def issue_key(self, guardrail: str | None = None) -> IssuedKey:
         """A new key with every check on; its first request is a key-cache miss."""
         assert self.dynamo is not None
         secret, record = issue_key(
@@ -111,6 +111,7 @@ class Stack:
             rpm=1_000_000,
             tpm=1_000_000_000,
             models=("openai.gpt-oss-*", "anthropic.claude-*"),
+            guardrail=guardrail,
         )
         return IssuedKey(secret, record)
 

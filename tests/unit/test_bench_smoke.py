@@ -24,6 +24,8 @@ ROWS = (
     "added_cn",
     "ttfb",
     "ttfb_messages",
+    "guarded_c1",
+    "guarded_ttfb",
     "cpu_core",
     "cpu_live",
     "relay_network",
@@ -66,6 +68,8 @@ FINITE = (
     "added_cn",
     "ttfb",
     "ttfb_messages",
+    "guarded_c1",
+    "guarded_ttfb",
     "stream_tail",
 )
 
