@@ -174,3 +174,15 @@ def _read_banner(process: subprocess.Popen[str]) -> str:
         if line.strip().startswith("Try:"):
             return "".join(lines)
     raise AssertionError("no banner:\n" + "".join(lines))
+
+
+def test_key_guardrail_is_set_checked_and_removed(env) -> None:
+    created = run(env, "keys", "create", "--name", "g", "--guardrail", "abc123:2", "--json")
+    key_id = json.loads(created.stdout)["key_id"]
+    assert json.loads(run(env, "keys", "show", key_id, "--json").stdout)["guardrail"] == "abc123:2"
+    bad = run(env, "keys", "update", key_id, "--guardrail", "abc123", check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0
+    assert "--guardrail" in bad.stderr
+    updated = run(env, "keys", "update", key_id, "--guardrail", "none", "--json")
+    assert json.loads(updated.stdout)["guardrail"] is None

@@ -6,17 +6,23 @@ what the model said was checked before the client saw it, and the ledger says so
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import anthropic
+import httpx
+import hypothesis
 import openai
 import pytest
+from hypothesis import strategies as st
 
 from mantle_gateway import simulator
 from mantle_gateway.doors.local import LocalServer
 from mantle_gateway.simulator import ErrorAnswer, guardrail
+from mantle_gateway.store.dynamo import Dynamo
 from tests.integration.conftest import GatewayFactory, KeyFactory
 
 MODEL = "openai.gpt-oss-120b"
@@ -371,3 +377,99 @@ def test_responses_and_anthropic_streams_end_filtered(
     assert text.endswith(BLOCKED)
     assert "tok20" not in text
     assert final.stop_reason == "refusal"
+
+
+class _AdmissionWaitsForTheGuardrail(Dynamo):
+    """When armed, every DynamoDB call first waits (bounded) for the simulator to have received
+    an ApplyGuardrail call, and notes whether it had: admission can only see one if the input
+    check runs beside it rather than after it."""
+
+    def __init__(self, sim: simulator.Simulator, endpoint_url: str | None) -> None:
+        super().__init__(region="us-east-1", endpoint_url=endpoint_url)
+        self.sim = sim
+        self.armed = False
+        self.saw_guardrail_first: list[bool] = []
+
+    def call(self, operation: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            seen = threading.Event()
+            for _ in range(500):  # at most ~5 s, then give up and let the call through
+                if _guardrail_calls(self.sim):
+                    seen.set()
+                    break
+                time.sleep(0.01)
+            self.saw_guardrail_first.append(seen.is_set())
+        return super().call(operation)
+
+
+def test_input_check_runs_while_admission_waits_on_dynamodb(
+    sim: simulator.Simulator,
+    start_gateway: GatewayFactory,
+    settings: Any,
+    new_key: KeyFactory,
+    usage_items: Callable[..., list[dict[str, Any]]],
+) -> None:
+    dynamo = _AdmissionWaitsForTheGuardrail(sim, settings.dynamodb_endpoint_url)
+    door = start_gateway(bedrock_runtime_endpoint_url=sim.url, dynamo=dynamo)
+    secret, record = new_key(rpm=1000)
+    client = openai.OpenAI(base_url=door.url + "/openai/v1", api_key=secret, max_retries=0)
+    hello = [{"role": "user", "content": "hello"}]
+    client.chat.completions.create(model=MODEL, messages=hello)  # the key is cached now
+    assert len(usage_items(record.key_id)) == 1  # and its usage write is done
+    sim.reset()
+    dynamo.armed = True  # the next DynamoDB call is the warm request's admission
+    client.chat.completions.create(model=MODEL, messages=hello, extra_headers=GUARDRAIL)
+    assert dynamo.saw_guardrail_first == [True]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["type", "text", "content", "role", "x"]), inner, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@hypothesis.settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+    path=st.sampled_from(["/openai/v1/chat/completions", "/openai/v1/responses"]),
+    messages=_JSON,
+    instructions=_JSON,
+)
+def test_hostile_bodies_under_a_guardrail_are_answered_never_crashed(
+    guarded: LocalServer, guarded_secret: str, path: str, messages: Any, instructions: Any
+) -> None:
+    """Any shape of messages/input under a guardrail: a 200 or a shaped 4xx, never a 500."""
+    body = {"model": MODEL, "messages": messages, "input": messages, "instructions": instructions}
+    answer = httpx.post(
+        guarded.url + path,
+        json=body,
+        headers={"authorization": f"Bearer {guarded_secret}", **GUARDRAIL},
+        timeout=10,
+    )
+    assert answer.status_code < 500, answer.text
+    if answer.status_code >= 400:
+        assert set(answer.json()["error"]) == {"message", "type", "code", "param"}
+
+
+@pytest.fixture(scope="module")
+def guarded_secret(settings: Any, dynamodb: Any) -> str:
+    from datetime import UTC, datetime
+
+    from mantle_gateway.core.auth import issue_key
+    from mantle_gateway.store.keys import KeyStore
+
+    store = KeyStore(
+        Dynamo(region="us-east-1", endpoint_url=dynamodb.endpoint_url), settings.keys_table
+    )
+    secret, _ = issue_key(store, name="hostile", now=datetime.now(UTC))
+    return secret
