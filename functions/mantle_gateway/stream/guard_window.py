@@ -144,12 +144,15 @@ class ChatDialect:
     masks_in_place = True
 
     def text(self, event: SSEEvent, payload: dict[str, Any] | None) -> str | None:
+        """Every choice's content (`n` > 1 interleaves them: none may pass unchecked)."""
         choices = payload.get("choices") if payload else None
-        if not choices or not isinstance(choices[0], dict):
-            return None
-        delta = choices[0].get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
-        return content if isinstance(content, str) and content else None
+        texts: list[str] = []
+        for choice in choices if isinstance(choices, list) else []:
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str):
+                texts.append(content)
+        return "".join(texts) or None
 
     def boundary(self, event: SSEEvent, payload: dict[str, Any] | None) -> bool:
         if event.data == b"[DONE]":
