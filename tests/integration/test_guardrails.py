@@ -41,6 +41,7 @@ def _guardrail_policy(sim: simulator.Simulator) -> Iterator[None]:
     sim.guardrail_delay = 0.0
     yield
     sim.guardrail_blocked_words = ["forbidden-word"]
+    sim.guardrail_failing_sources = frozenset()
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +207,7 @@ def test_fails_closed_when_the_guardrail_is_unavailable(
         _chat(oai(secret), "hello")
     assert caught.value.status_code == 503
     assert caught.value.code == "guardrail_unavailable"
+    assert caught.value.response.headers["x-gateway-guardrail"] == "gr1abc:1; action=none"
     assert _upstream(sim) == []
     sim.inject(ErrorAnswer(path=guardrail.ROUTE_PATH, status=429))
     with pytest.raises(openai.InternalServerError):
@@ -473,3 +475,41 @@ def guarded_secret(settings: Any, dynamodb: Any) -> str:
     )
     secret, _ = issue_key(store, name="hostile", now=datetime.now(UTC))
     return secret
+
+
+def test_output_check_failing_closed_withholds_the_answer_but_bills_it(
+    sim: simulator.Simulator,
+    oai: Callable[[str], openai.OpenAI],
+    new_key: KeyFactory,
+    usage_items: Callable[..., list[dict[str, Any]]],
+) -> None:
+    secret, record = new_key()
+    sim.guardrail_failing_sources = frozenset({"OUTPUT"})
+    with pytest.raises(openai.InternalServerError) as caught:
+        _chat(oai(secret), "hello")
+    assert caught.value.code == "guardrail_unavailable"
+    assert caught.value.response.headers.get_list("x-gateway-guardrail") == [
+        "gr1abc:1; action=none"
+    ]
+    assert len(_upstream(sim)) == 1  # the model answered; the client never saw it
+    (item,) = usage_items(record.key_id)
+    assert item["output_tokens"] > 0
+
+
+def test_stream_whose_window_check_fails_closed_ends_with_an_error_and_no_text(
+    sim: simulator.Simulator, windowed: LocalServer, new_key: KeyFactory
+) -> None:
+    secret, _ = new_key()
+    client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
+    sim.guardrail_failing_sources = frozenset({"OUTPUT"})
+    seen: list[str] = []
+    with pytest.raises(openai.APIError, match="guardrail"):
+        for chunk in client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "count"}],
+            max_tokens=40,
+            stream=True,
+            extra_headers=GUARDRAIL,
+        ):
+            seen += [c.delta.content or "" for c in chunk.choices]
+    assert "".join(seen) == ""  # the first window was never checked, so none of it was sent

@@ -234,12 +234,14 @@ class Guard:
 
     def _unavailable(self, call: Call, exc: GuardrailUnavailable, source: str) -> None:
         extra = {"request_id": call.request_id, "reason": exc.reason, "source": source}
+        assert call.guard is not None
         if not self._fail_open:
             metric("GuardrailFailClosed")
             raise ServiceUnavailableError(
-                "The guardrail service is unavailable; try again.", code="guardrail_unavailable"
+                "The guardrail service is unavailable; try again.",
+                code="guardrail_unavailable",
+                headers=dict([call.guard.header]),
             ) from exc
-        assert call.guard is not None
         call.guard.failed_open = True
         metric("GuardrailFailOpen")
         logger.warning("guardrail_failed_open", extra=extra)

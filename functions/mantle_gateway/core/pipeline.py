@@ -277,7 +277,7 @@ class Gateway:
                 content = self._guard.check_body(call, answer, content)
             except GatewayError as err:  # the guardrail failed, closed: the tokens are spent
                 refused = error_response(err, call.request_id, shape_for(call.request.path))
-                refused.headers += call.extra_headers[1:]
+                refused.headers += call.rate_headers
                 refused.on_close = lambda: self._meter.record(call, observed, stream=False)
                 return refused
         headers = self._answer_headers(call, response)

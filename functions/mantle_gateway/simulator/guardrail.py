@@ -33,6 +33,7 @@ def apply(
     blocked_words: Sequence[str],
     blocked_input_message: str,
     blocked_output_message: str,
+    failing_sources: frozenset[str] = frozenset(),
 ) -> Answer:
     try:
         request = json.loads(body)
@@ -42,6 +43,8 @@ def apply(
         return _error(400, "ValidationException", "Malformed ApplyGuardrail request.")
     if source not in ("INPUT", "OUTPUT") or not all(isinstance(t, str) for t in texts):
         return _error(400, "ValidationException", "source must be INPUT or OUTPUT.")
+    if source in failing_sources:
+        return _error(503, "ServiceUnavailableException", "Simulated unavailability.")
     units = sum(max(1, math.ceil(len(text) / 1000)) for text in texts)
     usage = {
         "topicPolicyUnits": 0,

@@ -110,6 +110,8 @@ class Simulator:
         """Words the ApplyGuardrail stand-in blocks (case-insensitive), in input and output."""
         self.guardrail_blocked_input_message = "Sorry, the model cannot answer this question."
         self.guardrail_blocked_output_message = "Sorry, the model cannot answer this question."
+        self.guardrail_failing_sources: frozenset[str] = frozenset()
+        """`INPUT` and/or `OUTPUT`: ApplyGuardrail answers 503 for checks of these sources."""
         self.guardrail_delay = 0.0
         """Seconds every ApplyGuardrail answer waits (the bench's fixed guardrail latency)."""
         self._address = (host, port)
@@ -387,6 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
             blocked_words=sim.guardrail_blocked_words,
             blocked_input_message=sim.guardrail_blocked_input_message,
             blocked_output_message=sim.guardrail_blocked_output_message,
+            failing_sources=sim.guardrail_failing_sources,
         )
         return answer, fault
 
