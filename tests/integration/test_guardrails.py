@@ -503,7 +503,8 @@ def test_stream_whose_window_check_fails_closed_ends_with_an_error_and_no_text(
     client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
     sim.guardrail_failing_sources = frozenset({"OUTPUT"})
     seen: list[str] = []
-    with pytest.raises(openai.APIError, match="guardrail"):
+
+    def read() -> None:
         for chunk in client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "count"}],
@@ -511,5 +512,8 @@ def test_stream_whose_window_check_fails_closed_ends_with_an_error_and_no_text(
             stream=True,
             extra_headers=GUARDRAIL,
         ):
-            seen += [c.delta.content or "" for c in chunk.choices]
+            seen.extend(c.delta.content or "" for c in chunk.choices)
+
+    with pytest.raises(openai.APIError, match="guardrail"):
+        read()
     assert "".join(seen) == ""  # the first window was never checked, so none of it was sent
