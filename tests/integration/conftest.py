@@ -60,6 +60,7 @@ def settings(dynamodb: EmbeddedDynamoDB, sim: simulator.Simulator) -> Settings:
         {
             "AWS_REGION": "us-east-1",
             "MANTLE_ENDPOINT_URL": sim.url,
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": sim.url,  # its ApplyGuardrail stand-in
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint_url,
             "UPSTREAM_READ_TIMEOUT_SECONDS": "5",
             "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines are checked in unit tests

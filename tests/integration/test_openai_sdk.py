@@ -176,15 +176,20 @@ def test_guardrail_and_project_headers_forwarded_client_credentials_not(
         model=MODEL,
         messages=MESSAGES,
         extra_headers={
-            "X-Amzn-Bedrock-GuardrailIdentifier": "gr-123",
+            "X-Amzn-Bedrock-GuardrailIdentifier": "gr123",
             "X-Amzn-Bedrock-GuardrailVersion": "1",
             "OpenAI-Project": "proj_9",
             "Cookie": "session=abc",
             "X-Forwarded-For": "10.0.0.1",
         },
     )
-    seen = sim.requests[0]
-    assert seen.headers["x-amzn-bedrock-guardrailidentifier"] == "gr-123"
+    # The gateway enforces the guardrail itself (docs/decisions/0011) and still forwards them.
+    checks, (seen,) = (
+        [r.path for r in sim.requests if r.path.startswith("/guardrail/")],
+        [r for r in sim.requests if not r.path.startswith("/guardrail/")],
+    )
+    assert checks == ["/guardrail/gr123/version/1/apply"] * 2  # the input, then the answer
+    assert seen.headers["x-amzn-bedrock-guardrailidentifier"] == "gr123"
     assert seen.headers["x-amzn-bedrock-guardrailversion"] == "1"
     assert seen.headers["openai-project"] == "proj_9"
     for header in ("cookie", "x-forwarded-for", "x-api-key"):
