@@ -52,9 +52,13 @@ def guarded(start_gateway: GatewayFactory, sim: simulator.Simulator) -> LocalSer
 @pytest.fixture
 def oai(guarded: LocalServer) -> Callable[[str], openai.OpenAI]:
     def make(key: str) -> openai.OpenAI:
-        return openai.OpenAI(base_url=guarded.url + "/openai/v1", api_key=key, max_retries=0)
+        return _openai(guarded, key)
 
     return make
+
+
+def _openai(door: LocalServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=door.url + "/openai/v1", api_key=key, max_retries=0)
 
 
 def _upstream(sim: simulator.Simulator) -> list[simulator.SeenRequest]:
@@ -222,7 +226,7 @@ def test_fails_open_when_configured(
 ) -> None:
     door = start_gateway(bedrock_runtime_endpoint_url=sim.url, guardrail_failure_mode="open")
     secret, record = new_key()
-    client = openai.OpenAI(base_url=door.url + "/openai/v1", api_key=secret, max_retries=0)
+    client = _openai(door, secret)
     sim.inject(ErrorAnswer(path=guardrail.ROUTE_PATH, status=503))
     raw = _chat(client, "hello")
     assert raw.parse().choices[0].message.content
@@ -236,7 +240,7 @@ def test_stage_default_guardrail_holds_every_key(
 ) -> None:
     door = start_gateway(bedrock_runtime_endpoint_url=sim.url, guardrail_default="stagegr:DRAFT")
     secret, _ = new_key()
-    client = openai.OpenAI(base_url=door.url + "/openai/v1", api_key=secret, max_retries=0)
+    client = _openai(door, secret)
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "forbidden-word"}]
@@ -293,7 +297,7 @@ def test_stream_is_released_in_checked_windows_and_cut_at_the_intervention(
     usage_items: Callable[..., list[dict[str, Any]]],
 ) -> None:
     secret, record = new_key()
-    client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
+    client = _openai(windowed, secret)
     sim.guardrail_blocked_words = ["tok30"]
     stream = client.chat.completions.create(
         model=MODEL,
@@ -326,7 +330,7 @@ def test_clean_stream_arrives_whole_after_its_window_checks(
     sim: simulator.Simulator, windowed: LocalServer, new_key: KeyFactory
 ) -> None:
     secret, _ = new_key()
-    client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
+    client = _openai(windowed, secret)
     stream = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "count"}],
@@ -352,7 +356,7 @@ def test_responses_and_anthropic_streams_end_filtered(
 ) -> None:
     secret, _ = new_key()
     sim.guardrail_blocked_words = ["tok20"]
-    client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
+    client = _openai(windowed, secret)
     events = list(
         client.responses.create(
             model=MODEL, input="count", max_output_tokens=40, stream=True, extra_headers=GUARDRAIL
@@ -415,7 +419,7 @@ def test_input_check_runs_while_admission_waits_on_dynamodb(
     dynamo = _AdmissionWaitsForTheGuardrail(sim, settings.dynamodb_endpoint_url)
     door = start_gateway(bedrock_runtime_endpoint_url=sim.url, dynamo=dynamo)
     secret, record = new_key(rpm=1000)
-    client = openai.OpenAI(base_url=door.url + "/openai/v1", api_key=secret, max_retries=0)
+    client = _openai(door, secret)
     hello = [{"role": "user", "content": "hello"}]
     client.chat.completions.create(model=MODEL, messages=hello)  # the key is cached now
     assert len(usage_items(record.key_id)) == 1  # and its usage write is done
@@ -500,7 +504,7 @@ def test_stream_whose_window_check_fails_closed_ends_with_an_error_and_no_text(
     sim: simulator.Simulator, windowed: LocalServer, new_key: KeyFactory
 ) -> None:
     secret, _ = new_key()
-    client = openai.OpenAI(base_url=windowed.url + "/openai/v1", api_key=secret, max_retries=0)
+    client = _openai(windowed, secret)
     sim.guardrail_failing_sources = frozenset({"OUTPUT"})
     seen: list[str] = []
 
