@@ -71,7 +71,7 @@ class ResponseStore:
             found = self._items.get(response_id)
             if found is None:
                 return None
-            response = json.loads(found[0])
+            response: JSON = json.loads(found[0])
             response["status"] = status
             changed = (json.dumps(response), found[1])
             self._items[response_id] = changed
