@@ -57,7 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--month", required=True, help="YYYY-MM (UTC)")
     report.add_argument("--key", help="one key id")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    replay = usage_cmd.add_parser("replay", help="write usage items from usage_write_failed logs")
+    replay = usage_cmd.add_parser(
+        "replay",
+        help="write usage items from usage_write_failed logs",
+        description="Writes the usage item of every usage_write_failed log line (idempotent). "
+        "Lines that name it but cannot be read are skipped and listed (stderr and the JSON "
+        "summary's skipped_lines). Exit status: 0 all replayed, 1 a write failed again, "
+        "3 lines were skipped.",
+    )
     replay.add_argument("files", nargs="+", help="log files (JSON lines or CloudWatch exports)")
     return parser
 

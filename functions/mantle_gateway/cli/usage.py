@@ -6,7 +6,9 @@ by `api_surface` and model, as a table, CSV or JSON.
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
-The usage item's put is conditional, so replaying a file twice writes each item once.
+The usage item's put is conditional, so replaying a file twice writes each item once. A line
+that names the message but cannot be read is skipped and reported (`cli/failed_writes`); the
+others are replayed all the same.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ import csv
 import json
 import re
 import sys
-from collections.abc import Iterator
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from mantle_gateway.errors import ConfigError
@@ -89,33 +88,27 @@ def _table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
-def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
-    """Usage items (and their budget reservations) from `usage_write_failed` log lines."""
-    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE
-
-    for path in paths:
-        for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-            if FAILED_WRITE_MESSAGE not in line or "{" not in line:
-                continue
-            try:
-                record = json.loads(line[line.index("{") :])
-            except ValueError:
-                continue
-            if record.get("message") != FAILED_WRITE_MESSAGE or "usage_item" not in record:
-                continue
-            item = dict(record["usage_item"])
-            item["cost_usd"] = Decimal(str(item["cost_usd"]))
-            yield item, Decimal(str(record.get("reserved_usd", "0")))
-
-
 def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
+    """Write every readable failed write; report each unreadable one on stderr and in the
+    summary. Exit 1 when a write failed again, 3 when lines were skipped, else 0."""
     from collections import Counter
 
+    from mantle_gateway.cli.failed_writes import BadLine, read
     from mantle_gateway.store.ledger import FAILED, Ledger
 
     ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
-    outcomes = Counter(
-        ledger.write_item(item, reserved=reserved) for item, reserved in failed_writes(args.files)
-    )
-    print(json.dumps({"found": sum(outcomes.values()), **outcomes}))
-    return 1 if outcomes[FAILED] else 0
+    outcomes: Counter[str] = Counter()
+    skipped: list[BadLine] = []
+    for found in read(args.files):
+        if isinstance(found, BadLine):
+            print(f"usage replay: skipped {found.where}: {found.reason}", file=sys.stderr)
+            skipped.append(found)
+        else:
+            outcomes[ledger.write_item(found.item, reserved=found.reserved)] += 1
+    summary: dict[str, Any] = {"found": sum(outcomes.values()), **outcomes}
+    if skipped:
+        summary |= {"skipped": len(skipped), "skipped_lines": [bad.where for bad in skipped]}
+    print(json.dumps(summary))
+    if outcomes[FAILED]:
+        return 1
+    return 3 if skipped else 0
