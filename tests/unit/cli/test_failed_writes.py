@@ -79,5 +79,5 @@ def test_lines_are_numbered_per_file(tmp_path: Path) -> None:
 
 
 def test_a_missing_file_stops_with_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read .*nope.log"):
+    with pytest.raises(ConfigError, match=r"cannot read .*nope\.log"):
         list(read([str(tmp_path / "nope.log")]))
