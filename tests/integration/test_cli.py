@@ -108,6 +108,7 @@ def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
     clean["HOME"] = str(tmp_path)
     process = subprocess.Popen(
         [COMMAND, "serve", "--upstream", "simulator", "--port", "0"],
+        cwd=tmp_path,  # the newcomer's working directory, where the data dir goes
         env=clean,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -117,7 +118,7 @@ def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
         banner = _read_banner(process)
         assert "SIMULATED" in banner
         url = banner.split("listening on ")[1].split()[0]
-        key = banner.split("shown once: ")[1].split()[0]
+        key = banner.split(", new: ")[1].split()[0]
         answer = httpx.post(
             url + "/openai/v1/chat/completions",
             headers={"authorization": f"Bearer {key}"},

@@ -25,6 +25,9 @@ class EmbeddedDynamoDB:
     TransactWriteItems saves what it may change for its rollback, which breaks when another
     thread changes it meanwhile. So every write runs alone; reads run concurrently with each
     other. The moto defects it works around are in `moto_fixes`.
+
+    moto keeps its tables in module globals: two instances in one process share them, so
+    `snapshot`/`restore` (the `--data-dir` of `serve`) see every table of the process.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -32,17 +35,43 @@ class EmbeddedDynamoDB:
         self._address = (host, port)
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._lock = _SharedExclusiveLock()
+        self._writes = 0
         self.endpoint_url = ""
+
+    @property
+    def writes(self) -> int:
+        """Calls served that may have changed something (anything but a read), so far."""
+        return self._writes
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every table and item as plain JSON (`local_snapshot`), taken between two writes."""
+        from mantle_gateway.cli import local_snapshot
+
+        with self._lock.exclusive():
+            return local_snapshot.export_tables()
+
+    def restore(self, snapshot: Any) -> int:
+        """Put a `snapshot` back (its tables created where missing); the number of items.
+        Raises `local_snapshot.SnapshotError` for anything else."""
+        from mantle_gateway.cli import local_snapshot
+
+        with self._lock.exclusive():
+            return local_snapshot.import_tables(snapshot)
 
     def start(self) -> EmbeddedDynamoDB:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         app = DomainDispatcherApplication(create_backend_app)
-        lock = _SharedExclusiveLock()
+        lock = self._lock
 
         def serialized(environ: Any, start_response: Any) -> Any:
             target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
-            with lock.shared() if target.endswith(_READS) else lock.exclusive():
+            if target.endswith(_READS):
+                with lock.shared():
+                    return list(app(environ, start_response))
+            with lock.exclusive():
+                self._writes += 1
                 return list(app(environ, start_response))
 
         self._server = _KeepAliveWSGIServer(self._address, serialized)

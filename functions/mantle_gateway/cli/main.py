@@ -29,6 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="mantle",
         help="simulator: answer with the built-in Mantle simulator (no AWS account needed)",
     )
+    kept = serve.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--data-dir",
+        default=".mantle-gateway",
+        help="where the embedded DynamoDB's tables (keys, limits, usage) and the demo key are "
+        "kept across restarts (default: .mantle-gateway in the working directory)",
+    )
+    kept.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="keep nothing: fresh tables and a new demo key on every start",
+    )
 
     tables = groups.add_parser("tables", help="DynamoDB tables for local and test use")
     tables_cmd = tables.add_subparsers(dest="command", required=True)
