@@ -169,8 +169,29 @@ def test_keys_limits_and_usage_survive_a_restart(serve, tmp_path: Path) -> None:
     assert third.chat(demo_secret).status_code == 401
 
 
+BAD_ITEM = json.dumps(
+    {
+        "format": "mantle-gateway embedded DynamoDB snapshot",
+        "version": 1,
+        "tables": [
+            {
+                "account": "123456789012",
+                "region": "us-east-1",
+                "name": "mantle-gateway-limits",
+                "key_schema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "attributes": [{"AttributeName": "pk", "AttributeType": "S"}],
+                "global_indexes": [],
+                "local_indexes": [],
+                "ttl": {"TimeToLiveStatus": "DISABLED"},
+                "items": [{"pk": {"N": "7"}}],
+            }
+        ],
+    }
+)
+
+
 def test_a_corrupt_snapshot_stops_serve_with_one_line(tmp_path: Path) -> None:
-    for content in ('{"tables": [', '{"some": "other json"}', "\x00\x01 not json"):
+    for content in ('{"tables": [', '{"some": "other json"}', "\x00\x01 not json", BAD_ITEM):
         data = tmp_path / "data"
         data.mkdir(exist_ok=True)
         (data / "dynamodb.json").write_text(content)
