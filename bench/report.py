@@ -394,7 +394,7 @@ def _notes(m: Measured) -> list[str]:
         f"At c={c} all four processes share 2 cores and moto runs every DynamoDB call under "
         "one GIL and runs its writes one at a time, so the latencies are moto's queue. "
         "DynamoDB is emptied before each measure, so each starts from the same state; a "
-        "usage write's cost no longer grows with the items stored (last latency row).",
+        "usage write's cost no longer grows with the items stored (the stored-usage row).",
         "In-process CPU: the real Gateway with in-memory stores and an httpx MockTransport "
         "upstream; includes routing, parsing, SigV4, httpx, usage and cost, excludes the door "
         "and botocore's DynamoDB (de)serialization (both in the 'through the door' row).",
