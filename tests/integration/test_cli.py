@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.banner import read_banner
 
 COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
 
@@ -115,7 +116,7 @@ def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
         text=True,
     )
     try:
-        banner = _read_banner(process)
+        banner = read_banner(process)
         assert "SIMULATED" in banner
         url = banner.split("listening on ")[1].split()[0]
         key = banner.split(", new: ")[1].split()[0]
@@ -130,17 +131,3 @@ def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def _read_banner(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    lines: list[str] = []
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.strip().startswith("Try:"):
-            return "".join(lines)
-    raise AssertionError("no banner:\n" + "".join(lines))

@@ -23,6 +23,7 @@ from mantle_gateway.cli.data_dir import DataDir
 from mantle_gateway.cli.local_env import EmbeddedDynamoDB
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
+from tests.support.banner import read_banner
 
 COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
 DEMO = re.compile(r"Demo key \((key_\w+)\)(, new|, shown once)?: (\S+)")
@@ -92,27 +93,13 @@ def serve(tmp_path: Path):
             text=True,
         )
         started.append(process)
-        return Served(process, _banner(process))
+        return Served(process, read_banner(process))
 
     yield start
     for process in started:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
-
-
-def _banner(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    lines: list[str] = []
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.strip().startswith("Try:"):
-            return "".join(lines)
-    raise AssertionError("no banner:\n" + "".join(lines))
 
 
 def test_keys_limits_and_usage_survive_a_restart(serve, tmp_path: Path) -> None:

@@ -118,6 +118,18 @@ def actions(settings: Settings, scene: dict[str, Any], last: dict[str, Any]) -> 
     ]
 
 
+def guard_check(
+    settings: Settings, scene: dict[str, Any], condition: str, values: Any = None
+) -> dict[str, Any]:
+    """A ConditionCheck on the scene's guard item (which no other action touches)."""
+    check = {
+        "TableName": settings.limits_table,
+        "Key": to_item(scene["guard"]),
+        "ConditionExpression": condition,
+    }
+    return {"ConditionCheck": check | ({"ExpressionAttributeValues": values} if values else {})}
+
+
 def assert_untouched(settings: Settings, dynamo: Dynamo, scene: dict[str, Any]) -> None:
     assert item_state(dynamo, settings.usage_table, scene["usage_key"]) is None
     assert item_state(dynamo, settings.limits_table, scene["created"]) is None
@@ -130,14 +142,7 @@ def test_a_transaction_cancelled_by_its_last_condition_leaves_every_item_as_it_w
     settings: Settings, dynamo: Dynamo, scene: dict[str, Any]
 ) -> None:
     # GIVEN three actions moto applies one by one, then a condition that fails
-    failing = {
-        "ConditionCheck": {
-            "TableName": settings.limits_table,
-            "Key": to_item(scene["guard"]),
-            "ConditionExpression": "spent_usd > :high",
-            "ExpressionAttributeValues": {":high": {"N": "100"}},
-        }
-    }
+    failing = guard_check(settings, scene, "spent_usd > :high", {":high": {"N": "100"}})
 
     # WHEN the transaction runs
     with pytest.raises(ClientError) as raised:
@@ -169,13 +174,7 @@ def test_a_transaction_naming_one_item_twice_is_refused_and_rolled_back(
 def test_a_transaction_that_passes_applies_every_action(
     settings: Settings, dynamo: Dynamo, scene: dict[str, Any]
 ) -> None:
-    passing = {
-        "ConditionCheck": {
-            "TableName": settings.limits_table,
-            "Key": to_item(scene["guard"]),
-            "ConditionExpression": "attribute_exists(spent_usd)",
-        }
-    }
+    passing = guard_check(settings, scene, "attribute_exists(spent_usd)")
     dynamo.client.transact_write_items(TransactItems=actions(settings, scene, passing))
 
     assert item_state(dynamo, settings.usage_table, scene["usage_key"]) == scene["usage"]
