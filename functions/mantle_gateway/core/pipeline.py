@@ -84,6 +84,24 @@ class Gateway:
             logger.exception("unhandled_error", extra={"request_id": request_id})
             return error_response(GatewayError("The gateway failed unexpectedly."), request_id)
 
+    def precheck(self, request: GatewayRequest) -> GatewayError | None:
+        """The refusal the request's head decides alone (unknown path, wrong method, bad key),
+        or None; the body is not looked at. The local door asks before reading a large body,
+        so a client without a valid key cannot make it read megabytes first."""
+        try:
+            route = routes.match(
+                request.method,
+                request.path,
+                passthrough_enabled=self._settings.enable_openai_passthrough,
+            )
+            if route.kind != "health":
+                auth.authenticate(
+                    request.headers, self._keys, datetime.fromtimestamp(self._clock(), UTC)
+                )
+        except GatewayError as err:
+            return err
+        return None
+
     # -- the steps, in order ------------------------------------------------------------------
 
     def _handle(self, request: GatewayRequest, request_id: str) -> GatewayResponse:
