@@ -76,15 +76,7 @@ class Ledger:
                 return ALREADY_PRESENT
             except StoreError as exc:
                 if attempt == self._attempts:
-                    logger.error(
-                        FAILED_WRITE_MESSAGE,
-                        extra={
-                            "usage_item": json_safe(item),
-                            "reserved_usd": str(reserved),
-                            "error": str(exc),
-                        },
-                    )
-                    metric("UsageWriteFailures")
+                    log_unwritten(item, reserved, str(exc))
                     return FAILED
                 self._sleep(delay + random.uniform(0, delay))
                 delay *= 2
@@ -121,6 +113,15 @@ class Ledger:
             },
         ]
         return actions
+
+
+def log_unwritten(item: Mapping[str, Any], reserved: Decimal, error: str) -> None:
+    """The one line that keeps an unwritten usage item: `usage replay` writes it back."""
+    logger.error(
+        FAILED_WRITE_MESSAGE,
+        extra={"usage_item": json_safe(item), "reserved_usd": str(reserved), "error": error},
+    )
+    metric("UsageWriteFailures")
 
 
 def json_safe(item: Mapping[str, Any]) -> dict[str, Any]:
