@@ -74,7 +74,7 @@ def build(
         settings=settings,
         keys=KeyCache(KeyStore(dynamo, settings.keys_table), settings.key_cache_ttl_seconds),
         limits=LimitsStore(dynamo, settings.limits_table),
-        ledger=ledger or _ledger(dynamo, settings),
+        ledger=_ledger(dynamo, settings) if ledger is None else ledger,
         owners=ResponseOwners(dynamo, settings.usage_table),
         upstream=UpstreamClient(
             settings.mantle_endpoint_url,
