@@ -6,9 +6,11 @@ transaction. This writer takes the record and returns; its workers write it with
 `Ledger` (same transaction, retries, replayable log line on failure). The queue is bounded: when
 it is full the record is written inline, on the caller's thread (back-pressure, never a drop).
 
-`drain()` at shutdown stops queueing, waits up to a time limit for what is queued and being
-written, then logs everything left as `usage_write_failed` lines, the ledger's own format, which
-`mantle-gateway usage replay` writes later (an item both logged and written by a late worker is
+`record()`'s arguments after the usage record (what to settle) are kept as given and passed on,
+so this writer does not depend on them. `drain()` at shutdown stops queueing, waits up to a time
+limit for what is queued and being written, then has the ledger log everything left
+(`Ledger.log_unwritten`: its own `usage_write_failed` line), which `mantle-gateway usage replay`
+writes later (an item both logged and written by a late worker is
 written once: the usage item's put is conditional). Only the local door uses it: a Lambda
 invocation writes before it ends, since nothing of it runs afterwards.
 
@@ -21,31 +23,32 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from mantle_gateway.observability import logger
-from mantle_gateway.store.ledger import log_unwritten
 from mantle_gateway.usage import UsageRecord
 
-_ZERO = Decimal(0)
 
+class _Ledger(Protocol):
+    """`store.ledger.Ledger`: the write, and the line that keeps a record it could not write."""
 
-class _Writes(Protocol):
-    def record(
-        self, record: UsageRecord, reserved: Decimal = ..., *, charge_window: bool = ...
-    ) -> bool: ...
+    def record(self, record: UsageRecord, *args: Any, **kwargs: Any) -> bool: ...
+
+    def log_unwritten(self, record: UsageRecord, *args: Any, **kwargs: Any) -> None:
+        """Called with the record's own arguments and `error=`."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Job:
+    """One `record()` call, its arguments kept as given (the ledger's own, e.g. what to settle)."""
+
     record: UsageRecord
-    reserved: Decimal
-    charge_window: bool
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 class BackgroundLedger:
-    def __init__(self, ledger: _Writes, *, capacity: int = 1024, workers: int = 2) -> None:
+    def __init__(self, ledger: _Ledger, *, capacity: int = 1024, workers: int = 2) -> None:
         self._ledger = ledger
         self._capacity = capacity
         self._queue: deque[_Job] = deque()
@@ -55,17 +58,16 @@ class BackgroundLedger:
         for number in range(workers):
             threading.Thread(target=self._work, name=f"usage-writer-{number}", daemon=True).start()
 
-    def record(
-        self, record: UsageRecord, reserved: Decimal = _ZERO, *, charge_window: bool = False
-    ) -> bool:
+    def record(self, record: UsageRecord, *args: Any, **kwargs: Any) -> bool:
+        """Queue the ledger's `record(record, *args, **kwargs)`; True once queued."""
         with self._changed:
             queued = not self._draining and len(self._queue) < self._capacity
             if queued:
-                self._queue.append(_Job(record, reserved, charge_window))
+                self._queue.append(_Job(record, args, kwargs))
                 self._changed.notify_all()
         if queued:
             return True
-        return self._ledger.record(record, reserved, charge_window=charge_window)
+        return self._ledger.record(record, *args, **kwargs)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is queued or being written (within `timeout` seconds)."""
@@ -82,7 +84,7 @@ class BackgroundLedger:
             left = [*self._writing, *self._queue]
             self._queue.clear()
         for job in left:
-            log_unwritten(job.record.item(), job.reserved, "not written before shutdown")
+            self._give_up(job, "not written before shutdown")
         return len(left)
 
     def _idle(self) -> bool:
@@ -95,11 +97,14 @@ class BackgroundLedger:
                 job = self._queue.popleft()
                 self._writing.add(job)
             try:
-                self._ledger.record(job.record, job.reserved, charge_window=job.charge_window)
+                self._ledger.record(job.record, *job.args, **job.kwargs)
             except Exception as exc:  # the ledger logs its own failures; this is a bug's net
                 logger.exception("usage_writer_failed")
-                log_unwritten(job.record.item(), job.reserved, type(exc).__name__)
+                self._give_up(job, type(exc).__name__)
             finally:
                 with self._changed:
                     self._writing.discard(job)
                     self._changed.notify_all()
+
+    def _give_up(self, job: _Job, error: str) -> None:
+        self._ledger.log_unwritten(job.record, *job.args, error=error, **job.kwargs)

@@ -57,6 +57,19 @@ class Ledger:
         outcome = self.write_item(record.item(), tokens=tokens, reserved=reserved)
         return outcome != FAILED
 
+    def log_unwritten(
+        self,
+        record: UsageRecord,
+        reserved: Decimal = _ZERO,
+        *,
+        charge_window: bool = False,
+        error: str,
+    ) -> None:
+        """Keep a record that will not be written now as `record()` keeps one DynamoDB refused:
+        one line `usage replay` writes back (the local door's writer, at shutdown). The rate
+        window is not replayed: it is long gone by then."""
+        _log_failed_write(record.item(), reserved, error)
+
     def write_item(
         self,
         item: Mapping[str, Any],
@@ -76,7 +89,7 @@ class Ledger:
                 return ALREADY_PRESENT
             except StoreError as exc:
                 if attempt == self._attempts:
-                    log_unwritten(item, reserved, str(exc))
+                    _log_failed_write(item, reserved, str(exc))
                     return FAILED
                 self._sleep(delay + random.uniform(0, delay))
                 delay *= 2
@@ -115,7 +128,7 @@ class Ledger:
         return actions
 
 
-def log_unwritten(item: Mapping[str, Any], reserved: Decimal, error: str) -> None:
+def _log_failed_write(item: Mapping[str, Any], reserved: Decimal, error: str) -> None:
     """The one line that keeps an unwritten usage item: `usage replay` writes it back."""
     logger.error(
         FAILED_WRITE_MESSAGE,

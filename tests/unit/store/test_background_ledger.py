@@ -17,6 +17,7 @@ import pytest
 from mantle_gateway.cli.usage import failed_writes
 from mantle_gateway.observability import logger
 from mantle_gateway.store.background_ledger import BackgroundLedger
+from mantle_gateway.store.ledger import Ledger
 from mantle_gateway.usage import TokenCounts, UsageRecord
 
 WAIT = 10.0
@@ -37,10 +38,12 @@ def usage(request_id: str) -> UsageRecord:
     )
 
 
-class HeldLedger:
-    """Each write starts, then waits for `release` before it counts as written."""
+class HeldLedger(Ledger):
+    """The real ledger's logging; each write starts, then waits for `release`, then counts as
+    written (DynamoDB is never called)."""
 
     def __init__(self) -> None:
+        super().__init__(None, usage_table="usage", limits_table="limits")  # type: ignore[arg-type]
         self.release = threading.Event()
         self.started: list[tuple[str, str]] = []
         """(request id, the writing thread's name), in order."""
