@@ -52,6 +52,8 @@ class LatencyResult:
     concurrent: Added
     concurrency: int
     ttfb: Added
+    ttfb_messages: Added
+    """The same first-byte measure on a streamed Anthropic Messages call."""
     stream_tail: Added
     """From the `data: [DONE]` chunk to the end of the body: what the client waits on after
     the last event (the gateway's usage write when it sits before the final chunk)."""
@@ -62,7 +64,15 @@ class LatencyResult:
 def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
     body = payloads.chat_body(payloads.NON_STREAM_TOKENS, stream=False)
     stream_body = payloads.chat_body(payloads.NON_STREAM_TOKENS, stream=True)
-    runs: dict[str, list[Added]] = {"c1": [], "b2b": [], "cn": [], "ttfb": [], "tail": []}
+    messages_body = payloads.messages_body(payloads.NON_STREAM_TOKENS)
+    runs: dict[str, list[Added]] = {
+        "c1": [],
+        "b2b": [],
+        "cn": [],
+        "ttfb": [],
+        "ttfb_messages": [],
+        "tail": [],
+    }
     cpu: list[dict[str, float]] = []
     for rep in range(sizes.repeats):
         pair = _Pair(stack, first_direct=rep % 2 == 0, pause=sizes.pause_seconds)
@@ -73,6 +83,9 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
             pair.run(body, sizes.concurrency, sizes.requests_per_worker, client.timed_post)
         )
         runs["ttfb"].append(pair.run(stream_body, 1, sizes.ttfb_requests, client.first_byte))
+        runs["ttfb_messages"].append(
+            pair.run(messages_body, 1, sizes.ttfb_requests, client.first_byte, api="messages")
+        )
         runs["tail"].append(pair.run(stream_body, 1, sizes.ttfb_requests, client.done_to_end))
     return LatencyResult(
         c1=_median(runs["c1"]),
@@ -80,6 +93,7 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
         concurrent=_median(runs["cn"]),
         concurrency=sizes.concurrency,
         ttfb=_median(runs["ttfb"]),
+        ttfb_messages=_median(runs["ttfb_messages"]),
         stream_tail=_median(runs["tail"]),
         cpu_per_request={k: median([c[k] for c in cpu]) for k in cpu[0]},
     )
@@ -96,10 +110,17 @@ class _Pair:
     """CPU seconds per request of each process during the last gateway run."""
 
     def run(
-        self, body: bytes, workers: int, per_worker: int, timer: load.Timer, *, settle: bool = True
+        self,
+        body: bytes,
+        workers: int,
+        per_worker: int,
+        timer: load.Timer,
+        *,
+        settle: bool = True,
+        api: str = "chat",
     ) -> Added:
-        direct = client.direct(self.stack.simulator_url)
-        gateway = client.via_gateway(self.stack.gateway_url, self.stack.fresh_key().secret)
+        direct = client.direct(self.stack.simulator_url, api)
+        gateway = client.via_gateway(self.stack.gateway_url, self.stack.fresh_key().secret, api)
         self.stack.admin("marks")  # from here on, only this run's gateway requests are marked
         order = (direct, gateway) if self.first_direct else (gateway, direct)
         samples: dict[bool, list[float]] = {}

@@ -119,6 +119,13 @@ def _latency_rows(t: Table, m: Measured) -> None:
         )
     )
     t.add(_added("ttfb", "Time to first byte added, streamed chat, c=1, p50 / p99", lat.ttfb))
+    t.add(
+        _added(
+            "ttfb_messages",
+            "Time to first byte added, streamed Messages call, c=1, p50 / p99",
+            lat.ttfb_messages,
+        )
+    )
 
 
 def _added(key: str, measure: str, a: Added) -> Row:

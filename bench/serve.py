@@ -55,6 +55,7 @@ def _simulator(ready: Path) -> None:
 
 
 def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
+    from bench import payloads
     from mantle_gateway import wiring
     from mantle_gateway.doors.local import serve
     from mantle_gateway.settings import Settings
@@ -68,6 +69,7 @@ def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
             "MANTLE_ENDPOINT_URL": simulator_url,
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
             "POWERTOOLS_METRICS_NAMESPACE": "MantleGatewayBench",
+            "PRICES_JSON": json.dumps({payloads.MESSAGES_MODEL: payloads.MESSAGES_PRICE}),
         }
     )
     log = CallLog()

@@ -84,7 +84,7 @@ def build(
             clock=clock,
         ),
         signer=signer,
-        prices=PriceTable(settings.price_overrides),
+        prices=PriceTable(settings.price_overrides, region=settings.mantle_region),
         clock=clock,
     )
 

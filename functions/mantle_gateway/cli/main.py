@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = usage_cmd.add_parser("report", help="per-key usage and cost for a month")
     report.add_argument("--month", required=True, help="YYYY-MM (UTC)")
     report.add_argument("--key", help="one key id")
-    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
     replay = usage_cmd.add_parser("replay", help="write usage items from usage_write_failed logs")
     replay.add_argument("files", nargs="+", help="log files (JSON lines or CloudWatch exports)")
     return parser

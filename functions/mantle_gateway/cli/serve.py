@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         request_timeout=args.request_timeout,
     )
-    print(f"Mantle Gateway listening on {server.url}  (OpenAI base URL: {server.url}/openai/v1)")
+    print(f"Mantle Gateway listening on {server.url}")
+    print(
+        f"  OpenAI base URL: {server.url}/openai/v1    Anthropic base URL: {server.url}/anthropic"
+    )
     for note in notes:
         print("  " + note)
     key = demo_key or "<your gateway key>"
@@ -89,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         f"  Try: curl -s {server.url}/openai/v1/chat/completions -H 'authorization: Bearer {key}'"
         " -H 'content-type: application/json'"
         ' -d \'{"model":"openai.gpt-oss-120b","messages":[{"role":"user","content":"hi"}]}\''
+    )
+    print(
+        f"  Claude Code: ANTHROPIC_BASE_URL={server.url}/anthropic ANTHROPIC_API_KEY={key}"
+        " claude -p 'say hi'"
     )
     if demo_key:
         month = datetime.now(UTC).strftime("%Y-%m")

@@ -1,8 +1,9 @@
 """`mantle-gateway usage report|replay`: the finance view of a month, and the repair of the ledger.
 
 `report` reads a month with Queries only (one key, or every key through the month index) and
-prints per key requests, tokens (reasoning included), cost, budget and what remains, broken down
-by `api_surface` and model, as a table, CSV or JSON.
+prints per key requests, tokens (cached, cache-written and reasoning included), cost, budget and
+what remains, broken down by `api_surface` and model, as a table, CSV, JSON or one
+self-contained HTML page (with the spend per day and the items to look at twice).
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
@@ -19,10 +20,13 @@ import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mantle_gateway.errors import ConfigError
 from mantle_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from mantle_gateway.store.limits import Reservation
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +63,13 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     ordered = [reports[k] for k in sorted(reports)]
     if args.format == "json":
         print(json.dumps(report.as_json(month, ordered), indent=2))
+    elif args.format == "html":
+        from datetime import UTC, datetime
+
+        from mantle_gateway.core import report_html
+
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        sys.stdout.write(report_html.render(month, ordered, generated_at=now))
     elif args.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=report.CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -69,29 +80,18 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    columns = (
-        "key_id",
-        "name",
-        "api_surface",
-        "model",
-        "requests",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "reasoning_tokens",
-        "cost_usd",
-        "budget_usd",
-        "remaining_usd",
-    )
+    from mantle_gateway.core.report import CSV_COLUMNS
+
+    columns = CSV_COLUMNS[1:]
     widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
-def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
-    """Usage items (and their budget reservations) from `usage_write_failed` log lines."""
-    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE
+def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Reservation | None]]:
+    """Usage items (and the reservations they settle) from `usage_write_failed` log lines."""
+    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE, reservation_from_log
 
     for path in paths:
         for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
@@ -105,7 +105,7 @@ def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
                 continue
             item = dict(record["usage_item"])
             item["cost_usd"] = Decimal(str(item["cost_usd"]))
-            yield item, Decimal(str(record.get("reserved_usd", "0")))
+            yield item, reservation_from_log(item, record)
 
 
 def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
@@ -115,7 +115,7 @@ def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
 
     ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
     outcomes = Counter(
-        ledger.write_item(item, reserved=reserved) for item, reserved in failed_writes(args.files)
+        ledger.write_item(item, reservation) for item, reservation in failed_writes(args.files)
     )
     print(json.dumps({"found": sum(outcomes.values()), **outcomes}))
     return 1 if outcomes[FAILED] else 0
