@@ -18,6 +18,7 @@ from mantle_gateway.cli.usage import failed_writes
 from mantle_gateway.observability import logger
 from mantle_gateway.store.background_ledger import BackgroundLedger
 from mantle_gateway.store.ledger import Ledger
+from mantle_gateway.store.limits import Reservation
 from mantle_gateway.usage import TokenCounts, UsageRecord
 
 WAIT = 10.0
@@ -47,18 +48,16 @@ class HeldLedger(Ledger):
         self.release = threading.Event()
         self.started: list[tuple[str, str]] = []
         """(request id, the writing thread's name), in order."""
-        self.written: list[tuple[str, Decimal, bool]] = []
+        self.written: list[tuple[str, Reservation | None]] = []
         self._changed = threading.Condition()
 
-    def record(
-        self, record: UsageRecord, reserved: Decimal = Decimal(0), *, charge_window: bool = False
-    ) -> bool:
+    def record(self, record: UsageRecord, reservation: Reservation | None = None) -> bool:
         with self._changed:
             self.started.append((record.request_id, threading.current_thread().name))
             self._changed.notify_all()
         self.release.wait()
         with self._changed:
-            self.written.append((record.request_id, reserved, charge_window))
+            self.written.append((record.request_id, reservation))
             self._changed.notify_all()
         return True
 
@@ -87,13 +86,14 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
 
 def test_record_returns_while_the_write_is_still_held(held: HeldLedger) -> None:
     writer = BackgroundLedger(held, workers=1)
-    assert writer.record(usage("r1"), Decimal("0.5"), charge_window=True) is True
+    reservation = Reservation("key_1", "2026-12", "r1", Decimal("0.5"), 40, 202612011200)
+    assert writer.record(usage("r1"), reservation) is True
     held.wait_started(1)
     assert held.written == []  # the caller is back; the write is still going on
     assert held.started[0][1].startswith("usage-writer-")
     held.release.set()
     assert writer.wait_idle(WAIT)
-    assert held.written == [("r1", Decimal("0.5"), True)]
+    assert held.written == [("r1", reservation)]
 
 
 def test_a_full_queue_writes_inline_on_the_callers_thread(held: HeldLedger) -> None:
@@ -132,7 +132,7 @@ def test_drain_timeout_logs_every_unwritten_record_for_replay(
     # GIVEN a ledger that answers nothing: one record being written, two queued
     writer = BackgroundLedger(held, workers=1)
     for n, reserved in enumerate(("0.25", "0", "1.5")):
-        writer.record(usage(f"r{n}"), Decimal(reserved))
+        writer.record(usage(f"r{n}"), Reservation("key_1", "2026-12", f"r{n}", Decimal(reserved)))
     held.wait_started(1)
 
     # WHEN the drain's time is up
@@ -140,8 +140,17 @@ def test_drain_timeout_logs_every_unwritten_record_for_replay(
 
     # THEN all three are in the log as lines `usage replay` reads, reservations included
     assert logged == 3
-    replayable = {item["request_id"]: reserved for item, reserved in failed_writes([log_file])}
-    assert replayable == {"r0": Decimal("0.25"), "r1": Decimal("0"), "r2": Decimal("1.5")}
+    replayable = {item["request_id"]: held for item, held in failed_writes([str(log_file)])}
+    assert {r: h.usd if h else None for r, h in replayable.items()} == {
+        "r0": Decimal("0.25"),
+        "r1": Decimal("0"),
+        "r2": Decimal("1.5"),
+    }
+    assert {r: h.hold if h else None for r, h in replayable.items()} == {
+        "r0": "r0",
+        "r1": "r1",
+        "r2": "r2",
+    }
     assert held.written == []
 
 
