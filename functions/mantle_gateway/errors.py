@@ -4,7 +4,12 @@
     GatewayError                  500     api_error / internal_error     api_error
     ├── InvalidRequestError       400     invalid_request_error / invalid_request
     │   │                                                              invalid_request_error
-    │   └── RequestTooLargeError  413     … / request_too_large          request_too_large
+    │   ├── RequestTooLargeError  413     … / request_too_large          request_too_large
+    │   ├── RequestTimeoutError   408     … / request_timeout            invalid_request_error
+    │   ├── LengthRequiredError   411     … / length_required            invalid_request_error
+    │   ├── UriTooLongError       414     … / uri_too_long               invalid_request_error
+    │   ├── HeadersTooLargeError  431     … / headers_too_large          invalid_request_error
+    │   └── HttpVersionError      505     … / http_version_not_supported invalid_request_error
     ├── AuthenticationError       401     authentication_error / invalid_api_key
     │                                                                  authentication_error
     ├── PermissionDeniedError     403     permission_error / model_not_permitted
@@ -23,6 +28,10 @@
     │                                                                  api_error
     └── ServiceUnavailableError   503     api_error / service_unavailable
                                                                        overloaded_error
+
+408, 411, 414, 431 and 505 are the local door's own, for what never reaches the core (how the
+request is framed, how long it takes to arrive); 505 is a 5xx status for a client's choice, as
+HTTP defines it.
 
 OpenAI: `{"error": {"message", "type", "code", "param"}}`. Anthropic (every path under
 `/anthropic/`): `{"type": "error", "error": {"type", "message"}}`; Anthropic's types carry no
@@ -116,6 +125,31 @@ class RequestTooLargeError(InvalidRequestError):
     status = 413
     code = "request_too_large"
     anthropic_type = "request_too_large"
+
+
+class RequestTimeoutError(InvalidRequestError):
+    status = 408
+    code = "request_timeout"
+
+
+class LengthRequiredError(InvalidRequestError):
+    status = 411
+    code = "length_required"
+
+
+class UriTooLongError(InvalidRequestError):
+    status = 414
+    code = "uri_too_long"
+
+
+class HeadersTooLargeError(InvalidRequestError):
+    status = 431
+    code = "headers_too_large"
+
+
+class HttpVersionError(InvalidRequestError):
+    status = 505
+    code = "http_version_not_supported"
 
 
 class AuthenticationError(GatewayError):

@@ -94,16 +94,25 @@ class Gateway:
             failed = GatewayError("The gateway failed unexpectedly.")
             return error_response(failed, request_id, shape_for(request.path))
 
+    def precheck(self, request: GatewayRequest) -> GatewayError | None:
+        """The refusal the request's head decides alone (unknown path, wrong method, bad key),
+        or None; the body is not looked at. The local door asks before reading a large body,
+        so a client without a valid key cannot make it read megabytes first."""
+        try:
+            route = self._route(request)
+            if route.kind != "health":
+                auth.authenticate(
+                    request.headers, self._keys, datetime.fromtimestamp(self._clock(), UTC)
+                )
+        except GatewayError as err:
+            return err
+        return None
+
     # -- the steps, in order ------------------------------------------------------------------
 
     def _handle(self, request: GatewayRequest, request_id: str) -> GatewayResponse:
         started = self._clock()
-        route = routes.match(
-            request.method,
-            request.path,
-            passthrough_enabled=self._settings.enable_openai_passthrough,
-            anthropic_enabled=self._settings.enable_anthropic_passthrough,
-        )
+        route = self._route(request)
         if route.kind == "health":
             return GatewayResponse(200, [("content-type", JSON)], b'{"status":"ok"}')
         family = self._families[route.family]
@@ -124,6 +133,14 @@ class Gateway:
         finally:
             if call.reservation is not None and not call.settles:
                 self._admission.release(call)
+
+    def _route(self, request: GatewayRequest) -> routes.Route:
+        return routes.match(
+            request.method,
+            request.path,
+            passthrough_enabled=self._settings.enable_openai_passthrough,
+            anthropic_enabled=self._settings.enable_anthropic_passthrough,
+        )
 
     def _validate_body(
         self, route: routes.Route, request: GatewayRequest
