@@ -43,7 +43,11 @@ MANTLE_ACTIONS: tuple[str, ...] = (
     "bedrock-mantle:DeleteInference",
     "bedrock-mantle:ListModels",
     "bedrock-mantle:GetModel",
+    "bedrock-mantle:CountTokens",
 )
+"""CountTokens: `/anthropic/v1/messages/count_tokens` is its own action (service authorization
+reference for bedrock-mantle; Claude Code's Mantle docs grant it beside CreateInference, which
+covers `/anthropic/v1/messages` itself)."""
 
 
 class GatewayFunction(Construct):
@@ -61,6 +65,7 @@ class GatewayFunction(Construct):
         usage_table_name: str,
         limits_table_name: str,
         enable_openai_passthrough: bool,
+        enable_anthropic_passthrough: bool,
         log_level: str,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -116,6 +121,7 @@ class GatewayFunction(Construct):
                     usage_table_name=usage_table_name,
                     limits_table_name=limits_table_name,
                     enable_openai_passthrough=enable_openai_passthrough,
+                    enable_anthropic_passthrough=enable_anthropic_passthrough,
                     log_level=log_level,
                     default_rpm=default_rpm,
                     default_tpm=default_tpm,
@@ -143,7 +149,7 @@ class GatewayFunction(Construct):
             (
                 "Mantle authorises inference against a project ARN and requests may name any "
                 "project of this account (the default project id is `default`); the grant is "
-                "limited to one region and this account, and to the six inference actions."
+                "limited to one region and this account, and to the seven inference actions."
             ),
         )
         nag.acknowledge(
@@ -171,6 +177,7 @@ def gateway_environment(
     usage_table_name: str,
     limits_table_name: str,
     enable_openai_passthrough: bool,
+    enable_anthropic_passthrough: bool,
     log_level: str,
     default_rpm: int,
     default_tpm: int,
@@ -185,6 +192,7 @@ def gateway_environment(
         "USAGE_TABLE": usage_table_name,
         "LIMITS_TABLE": limits_table_name,
         "ENABLE_OPENAI_PASSTHROUGH": "true" if enable_openai_passthrough else "false",
+        "ENABLE_ANTHROPIC_PASSTHROUGH": "true" if enable_anthropic_passthrough else "false",
         "LOG_LEVEL": log_level,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anthropic
 import httpx
 import pytest
 
@@ -88,6 +89,27 @@ def test_key_lifecycle(env, gateway) -> None:
     assert updated["rpm"] == 7 and updated["tpm"] == 50000
     revoked = json.loads(run(env, "keys", "revoke", key_id, "--json").stdout)
     assert revoked["status"] == "revoked"
+    assert json.loads(run(env, "keys", "revoke", key_id, "--json").stdout) == revoked
+
+
+def test_update_of_a_revoked_key_is_refused_in_one_line(env) -> None:
+    key_id = json.loads(run(env, "keys", "create", "--name", "gone", "--json").stdout)["key_id"]
+    run(env, "keys", "revoke", key_id)
+    done = run(env, "keys", "update", key_id, "--rpm", "7", check=False)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0
+    assert f"key {key_id} is revoked" in done.stderr
+    shown = json.loads(run(env, "keys", "show", key_id, "--json").stdout)
+    assert shown["status"] == "revoked"
+    assert shown["rpm"] is None
+
+
+def test_update_with_nothing_to_change_says_so(env) -> None:
+    key_id = json.loads(run(env, "keys", "create", "--name", "same", "--json").stdout)["key_id"]
+    done = run(env, "keys", "update", key_id, check=False)
+    assert done.returncode == 2
+    assert "nothing to change" in done.stderr
 
 
 def test_bad_settings_fail_in_one_line(env) -> None:
@@ -128,6 +150,15 @@ def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"]
+        # The banner names the Anthropic base URL, and the demo key works there too.
+        assert f"Anthropic base URL: {url}/anthropic" in banner
+        claude = anthropic.Anthropic(base_url=url + "/anthropic", api_key=key, max_retries=0)
+        message = claude.messages.create(
+            model="anthropic.claude-haiku-4-5",
+            max_tokens=16,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+        assert message.content[0].text.startswith("tok0 ")  # type: ignore[union-attr]
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -78,7 +78,7 @@ def test_401_after_revocation_once_the_cache_expires(
     uncached = start_gateway(key_cache_ttl_seconds=0.0)
     key, record = new_key()
     assert call(uncached.url, key).status_code == 200
-    KeyStore(dynamo, settings.keys_table).replace(record, status="revoked")
+    KeyStore(dynamo, settings.keys_table).revoke(record)
     error = assert_error(call(uncached.url, key), 401, "authentication_error", "invalid_api_key")
     assert "revoked" in error["message"]
 

@@ -18,6 +18,8 @@ from typing import Any
 from mantle_gateway import schema
 from mantle_gateway.errors import ConfigError
 from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE as MESSAGE
+from mantle_gateway.store.ledger import reservation_from_log
+from mantle_gateway.store.limits import Reservation
 
 _REQUIRED = (
     schema.USAGE_PK,
@@ -33,8 +35,8 @@ _REQUIRED = (
 class FailedWrite:
     item: dict[str, Any]
     """The usage item, `cost_usd` as a Decimal."""
-    reserved: Decimal
-    """The budget reservation its request held (settled by the write)."""
+    reservation: Reservation | None
+    """What its request reserved (settled by the write as the gateway's write would have)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,4 +93,5 @@ def _parse(line: str) -> FailedWrite | str | None:
         return "cost_usd or reserved_usd is not a number"
     if not (cost.is_finite() and reserved.is_finite()):
         return "cost_usd or reserved_usd is not a number"
-    return FailedWrite({**item, "cost_usd": cost}, reserved)
+    full = {**item, "cost_usd": cost}
+    return FailedWrite(full, reservation_from_log(full, record))

@@ -12,7 +12,7 @@ from typing import Any
 
 from mantle_gateway.errors import ConfigError
 from mantle_gateway.settings import Settings
-from mantle_gateway.store.keys import KeyRecord, KeyStore
+from mantle_gateway.store.keys import KeyRecord, KeyStore, KeyWriteRefused
 
 
 def _store() -> KeyStore:
@@ -39,15 +39,25 @@ def run(args: argparse.Namespace) -> int:
     if record is None:
         print(f"mantle-gateway: no key with id {args.key_id}", file=sys.stderr)
         return 1
-    if args.command == "revoke":
-        record = store.replace(record, status="revoked")
-    elif args.command == "update":
-        changes = _changes(args)
-        if args.name:
-            changes["name"] = args.name
-        record = store.replace(record, **changes)
+    try:
+        if args.command == "revoke":
+            record = store.revoke(record)
+        elif args.command == "update":
+            record = store.update(record, **_update_changes(args))
+    except KeyWriteRefused as exc:
+        print(f"mantle-gateway: {exc}", file=sys.stderr)
+        return 1
     _show(record, as_json=args.json)
     return 0
+
+
+def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes = _changes(args)
+    if args.name:
+        changes["name"] = args.name
+    if not changes:
+        raise ConfigError("keys update: nothing to change (give --rpm, --tpm, --models, …)")
+    return changes
 
 
 def _create(store: KeyStore, args: argparse.Namespace) -> int:

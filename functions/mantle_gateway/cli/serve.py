@@ -15,8 +15,8 @@ import argparse
 import dataclasses
 import signal
 import sys
+import threading
 from datetime import UTC, datetime
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from mantle_gateway.settings import Settings
@@ -24,6 +24,8 @@ from mantle_gateway.settings import Settings
 if TYPE_CHECKING:
     from mantle_gateway.cli.data_dir import DataDir, Saver
     from mantle_gateway.cli.local_env import EmbeddedDynamoDB
+    from mantle_gateway.doors.local import LocalServer
+    from mantle_gateway.store.background_ledger import BackgroundLedger
     from mantle_gateway.store.keys import KeyStore
 
 
@@ -75,9 +77,20 @@ def run(args: argparse.Namespace) -> int:
         notes += lines
         saver = data.keep(embedded) if data is not None else None
 
-    gateway = wiring.build(settings, credentials=credentials)
-    server = serve(gateway, args.host, args.port, settings.max_request_bytes)
-    print(f"Mantle Gateway listening on {server.url}  (OpenAI base URL: {server.url}/openai/v1)")
+    gateway, usage_writer = wiring.build_local(settings, credentials=credentials)
+    server = serve(
+        gateway,
+        args.host,
+        args.port,
+        settings.max_request_bytes,
+        max_connections=args.max_connections,
+        idle_timeout=args.idle_timeout,
+        request_timeout=args.request_timeout,
+    )
+    print(f"Mantle Gateway listening on {server.url}")
+    print(
+        f"  OpenAI base URL: {server.url}/openai/v1    Anthropic base URL: {server.url}/anthropic"
+    )
     for note in notes:
         print("  " + note)
     key = demo_key or "<your gateway key>"
@@ -86,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         " -H 'content-type: application/json'"
         ' -d \'{"model":"openai.gpt-oss-120b","messages":[{"role":"user","content":"hi"}]}\''
     )
+    print(
+        f"  Claude Code: ANTHROPIC_BASE_URL={server.url}/anthropic ANTHROPIC_API_KEY={key}"
+        " claude -p 'say hi'"
+    )
     if demo_key:
         month = datetime.now(UTC).strftime("%Y-%m")
         print(
@@ -93,20 +110,41 @@ def run(args: argparse.Namespace) -> int:
             f"mantle-gateway usage report --month {month}"
         )
     sys.stdout.flush()
-    signal.signal(signal.SIGTERM, _stop)
     try:
-        server.serve_forever()
+        _serve_until_stopped(server, usage_writer, args.drain_timeout)
     finally:
-        server.server_close()
         if saver is not None:
-            saver.close()  # once the door has stopped, so its last usage writes are in
+            saver.close()  # after the door and the usage drain, so their last writes are in
     return 0
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM ends serve as Ctrl-C does, through every `finally` (the data dir's last save)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(0)
+def _serve_until_stopped(
+    server: LocalServer, usage_writer: BackgroundLedger, drain_timeout: float
+) -> None:
+    """Serve until SIGTERM or Ctrl-C; then stop accepting, let the answers in flight finish
+    (bounded), and write the queued usage (bounded: what is left is logged for `usage replay`)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start_background()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("Stopping: finishing answers in flight, then writing queued usage.", file=sys.stderr)
+    server.shutdown()
+    try:
+        server.drain(drain_timeout)
+        server.server_close()
+        unwritten = usage_writer.drain(drain_timeout)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, but keep every record
+        unwritten = usage_writer.drain(0)
+    if unwritten:
+        print(
+            f"{unwritten} usage records could not be written in time: each is in the log as a "
+            "usage_write_failed line; write them with `mantle-gateway usage replay LOGFILE`.",
+            file=sys.stderr,
+        )
 
 
 def _embedded_dynamodb(

@@ -1,8 +1,9 @@
 """`mantle-gateway usage report|replay`: the finance view of a month, and the repair of the ledger.
 
 `report` reads a month with Queries only (one key, or every key through the month index) and
-prints per key requests, tokens (reasoning included), cost, budget and what remains, broken down
-by `api_surface` and model, as a table, CSV or JSON.
+prints per key requests, tokens (cached, cache-written and reasoning included), cost, budget and
+what remains, broken down by `api_surface` and model, as a table, CSV, JSON or one
+self-contained HTML page (with the spend per day and the items to look at twice).
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
@@ -18,10 +19,13 @@ import csv
 import json
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mantle_gateway.errors import ConfigError
 from mantle_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    pass
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +62,13 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     ordered = [reports[k] for k in sorted(reports)]
     if args.format == "json":
         print(json.dumps(report.as_json(month, ordered), indent=2))
+    elif args.format == "html":
+        from datetime import UTC, datetime
+
+        from mantle_gateway.core import report_html
+
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        sys.stdout.write(report_html.render(month, ordered, generated_at=now))
     elif args.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=report.CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -68,20 +79,9 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    columns = (
-        "key_id",
-        "name",
-        "api_surface",
-        "model",
-        "requests",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "reasoning_tokens",
-        "cost_usd",
-        "budget_usd",
-        "remaining_usd",
-    )
+    from mantle_gateway.core.report import CSV_COLUMNS
+
+    columns = CSV_COLUMNS[1:]
     widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
@@ -104,7 +104,7 @@ def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
             print(f"usage replay: skipped {found.where}: {found.reason}", file=sys.stderr)
             skipped.append(found)
         else:
-            outcomes[ledger.write_item(found.item, reserved=found.reserved)] += 1
+            outcomes[ledger.write_item(found.item, found.reservation)] += 1
     summary: dict[str, Any] = {"found": sum(outcomes.values()), **outcomes}
     if skipped:
         summary |= {"skipped": len(skipped), "skipped_lines": [bad.where for bad in skipped]}
