@@ -146,7 +146,7 @@ def test_keys_limits_and_usage_survive_a_restart(serve, tmp_path: Path) -> None:
 
     # WHEN the demo key is revoked and serve restarted (with Ctrl-C this time)
     second.cli("keys", "revoke", demo_id)
-    assert second.stop(signal.SIGINT) == 130
+    assert second.stop(signal.SIGINT) == 0  # Ctrl-C drains and exits cleanly
     third = serve()
 
     # THEN a new demo key is made, and the other key still works

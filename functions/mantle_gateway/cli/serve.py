@@ -141,8 +141,8 @@ def _serve_until_stopped(
         unwritten = usage_writer.drain(0)
     if unwritten:
         print(
-            f"{unwritten} usage records could not be written in time: each is in the log as a "
-            "usage_write_failed line; write them with `mantle-gateway usage replay LOGFILE`.",
+            f"{unwritten} usage records could not be written in time: each is logged as one "
+            "replayable line; write them with `mantle-gateway usage replay LOGFILE`.",
             file=sys.stderr,
         )
 

@@ -55,8 +55,10 @@ def test_good_lines_other_lines_and_bad_lines_are_told_apart(tmp_path: Path) -> 
     good = [f for f in found if isinstance(f, FailedWrite)]
     assert [g.item["request_id"] for g in good] == ["req-1", "req-2"]
     assert good[0].item["cost_usd"] == Decimal("0.0012")
-    assert good[0].reserved == Decimal("0.01")
-    assert good[1].reserved == Decimal(0)
+    # A line from before holds carries only reserved_usd: settled without a hold.
+    assert good[0].reservation is not None
+    assert (good[0].reservation.usd, good[0].reservation.hold) == (Decimal("0.01"), None)
+    assert good[1].reservation is None
     bad = {f.number: f.reason for f in found if isinstance(f, BadLine)}
     assert bad == {
         4: "truncated or invalid JSON",
