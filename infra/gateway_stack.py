@@ -53,6 +53,7 @@ class GatewayStack(Stack):
             default_tpm=config.default_tpm,
             mantle_region=config.mantle_region,
             mantle_endpoint_url=config.mantle_endpoint_url,
+            mantle_projects=config.mantle_projects,
         )
         tables.grant_gateway_runtime(gateway.function)
 

@@ -34,6 +34,7 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://[^/\s]+\S*$")
+_PROJECT = re.compile(r"^(proj_[A-Za-z0-9]+|default)$")
 
 # Lambda hard limits: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 MEMORY_MB_RANGE = (128, 10240)
@@ -68,6 +69,8 @@ class StageConfig:
     api_throttle_rate_limit: int = 50
     api_throttle_burst_limit: int = 100
     cors_allowed_origins: tuple[str, ...] = ("*",)
+    mantle_projects: tuple[str, ...] = ()
+    """The Mantle projects the function may use (IAM names their ARNs); empty: any of them."""
 
 
 class _Fields:
@@ -186,6 +189,12 @@ def parse_stage(name: str, raw: object) -> StageConfig:
             lambda o: o == "*" or bool(_URL.match(o)),
             "'*' or an http(s) origin",
             ("*",),
+        ),
+        mantle_projects=f.strings(
+            "mantleProjects",
+            lambda p: bool(_PROJECT.match(p)),
+            "a Mantle project id (proj_… or default)",
+            (),
         ),
     )
     f.reject_unknown()

@@ -71,6 +71,8 @@ _MISSING = object()
         ("alarmEmail", "ops@example.com", "alarmEmail: is set but alarms is false"),
         ("logLevel", "LOUD", "logLevel: 'LOUD' is not one of DEBUG"),
         ("corsAllowedOrigins", [], "corsAllowedOrigins: [] is not a non-empty list"),
+        ("mantleProjects", ["proj-x"], "mantleProjects: 'proj-x' is not a Mantle project id"),
+        ("mantleProjects", [], "mantleProjects: [] is not a non-empty list"),
         ("pitrr", True, "pitrr: is not a known stage field"),
     ],
 )

@@ -2,7 +2,8 @@
 
 `report` reads a month with Queries only (one key, or every key through the month index) and
 prints per key requests, tokens (reasoning included), cost, budget and what remains, broken down
-by `api_surface` and model, as a table, CSV or JSON.
+by `api_surface` and model, as a table, CSV or JSON; `--group-by project` prints the same per
+Mantle project instead, across keys, broken down by key and model.
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
@@ -16,7 +17,7 @@ import csv
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise ConfigError(f"--month: {month!r} is not YYYY-MM")
     items = UsageReader(dynamo, settings.usage_table).month(month, args.key)
+    if args.group_by == "project":
+        return _project_report(args.format, month, items)
     reports = report.aggregate(items)
     keys = KeyStore(dynamo, settings.keys_table)
     limits = LimitsStore(dynamo, settings.limits_table)
@@ -68,6 +71,28 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     return 0
 
 
+def _project_report(output: str, month: str, items: Iterable[dict[str, Any]]) -> int:
+    """Spend per Mantle project across keys: the figure to set beside AWS Cost Explorer's."""
+    from mantle_gateway.core import report
+
+    if output not in ("table", "csv", "json"):
+        raise ConfigError(f"--group-by project: prints table, csv or json, not {output}")
+    projects = report.aggregate_projects(items)
+    ordered = [projects[p] for p in sorted(projects)]
+    if output == "json":
+        print(json.dumps(report.projects_as_json(month, ordered), indent=2))
+        return 0
+    rows = report.projects_as_rows(month, ordered)
+    if output == "csv":
+        columns = report.PROJECT_CSV_COLUMNS
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        _columns(rows, report.PROJECT_CSV_COLUMNS[1:])
+    return 0
+
+
 def _table(rows: list[dict[str, Any]]) -> None:
     columns = (
         "key_id",
@@ -83,6 +108,10 @@ def _table(rows: list[dict[str, Any]]) -> None:
         "budget_usd",
         "remaining_usd",
     )
+    _columns(rows, columns)
+
+
+def _columns(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:

@@ -117,6 +117,7 @@ def issue_key(
     tpm: int | None = None,
     models: tuple[str, ...] = ("*",),
     expires_at: str | None = None,
+    project: str | None = None,
 ) -> tuple[str, KeyRecord]:
     """Make a new key; the secret is returned once and only its digest is stored."""
     secret = new_secret()
@@ -131,6 +132,7 @@ def issue_key(
         rpm=rpm,
         tpm=tpm,
         models=models,
+        project=project,
         hint=secret[: len(KEY_PREFIX) + 4] + "…",
     )
     store.put_new(record)

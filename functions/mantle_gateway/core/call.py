@@ -37,6 +37,8 @@ class Call:
     """Budget reserved for this request; settled by the ledger or released if not billed."""
     settles: bool = False
     """True once the answer will record usage (which settles the reservation)."""
+    project: str | None = None
+    """The Mantle project named upstream (`core/projects.py`); None: the account's default."""
 
     @property
     def month(self) -> str:

@@ -58,6 +58,8 @@ class KeyRecord:
     rpm: int | None = field(default=None, metadata=_read(_count))
     tpm: int | None = field(default=None, metadata=_read(_count))
     models: tuple[str, ...] = field(default=("*",), metadata=_read(_globs))
+    project: str | None = None
+    """The Mantle project (`proj_…` or `default`) every upstream request of the key names."""
     hint: str = ""
     """The first characters of the secret, so a person can tell keys apart; not enough to use."""
 

@@ -20,6 +20,7 @@ FULL = KeyRecord(
     rpm=100,
     tpm=50000,
     models=("openai.gpt-oss-*", "qwen.*"),
+    project="proj_finance01",
     hint="mgw_abcd…",
 )
 
@@ -36,7 +37,7 @@ def test_every_field_round_trips_through_the_item() -> None:
 def test_unset_attributes_are_absent_and_read_back_as_defaults() -> None:
     bare = KeyRecord(key_id="key_1", digest="e" * 64, name="bare")
     item = bare.to_item()
-    assert not {"expires_at", "monthly_budget_usd", "rpm", "tpm"} & item.keys()
+    assert not {"expires_at", "monthly_budget_usd", "rpm", "tpm", "project"} & item.keys()
     assert KeyRecord.from_item(item) == bare
     assert KeyRecord.from_item({k: v for k, v in item.items() if k != "models"}).models == ("*",)
 
@@ -59,4 +60,5 @@ def test_updates_reach_limits_and_labels_but_not_identity_or_status() -> None:
         "rpm",
         "tpm",
         "models",
+        "project",
     } == UPDATABLE
