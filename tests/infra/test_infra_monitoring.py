@@ -51,9 +51,12 @@ def test_alarm_email_is_subscribed_and_topic_requires_tls(synth: Synthesis) -> N
 
     assert subscription["Properties"]["Protocol"] == "email"
     assert subscription["Properties"]["Endpoint"] == "ops@example.com"
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Deny"
-    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # the one Allow is the budget-alert rule's (tests/infra/test_infra_budget_alerts.py)
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "events.amazonaws.com"}]
     assert synth.resources("prod", "gateway", "AWS::SNS::Subscription") == {}
 
 

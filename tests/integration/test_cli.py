@@ -155,6 +155,23 @@ def test_a_keys_project_is_set_used_reported_and_removed(env, gateway, sim) -> N
     assert done.stderr.strip().count("\n") == 0 and "--project" in done.stderr
 
 
+def test_a_keys_alert_thresholds_are_set_cleared_and_reset(env) -> None:
+    created = run(env, "keys", "create", "--name", "a", "--alert-at", "100, 50,80,50", "--json")
+    key_id = json.loads(created.stdout)["key_id"]
+
+    def shown() -> object:
+        return json.loads(run(env, "keys", "show", key_id, "--json").stdout)["alert_at"]
+
+    assert shown() == [50, 80, 100]
+    run(env, "keys", "update", key_id, "--alert-at", "none")
+    assert shown() == []  # no alerts for this key, whatever the stage's thresholds
+    run(env, "keys", "update", key_id, "--alert-at", "default")
+    assert shown() is None  # the stage's thresholds apply again
+    done = run(env, "keys", "update", key_id, "--alert-at", "50,eighty", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--alert-at" in done.stderr
+
+
 def test_update_of_a_revoked_key_is_refused_in_one_line(env) -> None:
     key_id = json.loads(run(env, "keys", "create", "--name", "gone", "--json").stdout)["key_id"]
     run(env, "keys", "revoke", key_id)

@@ -92,6 +92,8 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["expires_at"] = _date(args.expires)
     if args.project is not None:
         changes["project"] = _project(args.project)
+    if args.alert_at is not None:
+        changes["alert_at"] = _alert_at(args.alert_at)
     return changes
 
 
@@ -120,6 +122,18 @@ def _project(raw: str) -> str | None:
     if not PROJECT_ID.fullmatch(raw):
         raise ConfigError(f"--project: {raw!r} is not a Mantle project id (proj_…, default, none)")
     return raw
+
+
+def _alert_at(raw: str) -> tuple[int, ...] | None:
+    """Thresholds, () for `none` (no alerts), None for `default` (the stage's thresholds)."""
+    from mantle_gateway.settings import parse_thresholds
+
+    if raw.strip().lower() == "default":
+        return None
+    try:
+        return parse_thresholds(raw)
+    except ValueError as exc:
+        raise ConfigError(f"--alert-at: {exc}") from None
 
 
 def _date(raw: str) -> str:

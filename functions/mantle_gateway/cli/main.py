@@ -79,6 +79,11 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
         "--project",
         help="Mantle project (proj_… or default) named on every upstream request; none: unbind",
     )
+    parser.add_argument(
+        "--alert-at",
+        help="budget alert thresholds, percent of the monthly budget (e.g. 50,80,100); "
+        "none: no alerts; default: the stage's",
+    )
     parser.add_argument("--json", action="store_true")
 
 

@@ -7,7 +7,9 @@ Mantle project instead, across keys, broken down by key and model.
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
-The usage item's put is conditional, so replaying a file twice writes each item once.
+The usage item's put is conditional, so replaying a file twice writes each item once. Then it
+checks the budget alerts of every key and month it wrote to (and of every `budget_alert_failed`
+line), with the gateway's own exactly-once claims: a threshold announced before is not again.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import sys
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mantle_gateway.errors import ConfigError
 from mantle_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from mantle_gateway.core.alerts import BudgetAlerts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,20 +123,27 @@ def _columns(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
         print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
-def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
-    """Usage items (and their budget reservations) from `usage_write_failed` log lines."""
-    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE
-
+def _log_records(paths: list[str], message: str) -> Iterator[dict[str, Any]]:
+    """The JSON records whose `message` is `message`, in log files (JSON lines, or CloudWatch
+    exports where each record follows a timestamp)."""
     for path in paths:
         for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-            if FAILED_WRITE_MESSAGE not in line or "{" not in line:
+            if message not in line or "{" not in line:
                 continue
             try:
                 record = json.loads(line[line.index("{") :])
             except ValueError:
                 continue
-            if record.get("message") != FAILED_WRITE_MESSAGE or "usage_item" not in record:
-                continue
+            if isinstance(record, dict) and record.get("message") == message:
+                yield record
+
+
+def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
+    """Usage items (and their budget reservations) from `usage_write_failed` log lines."""
+    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE
+
+    for record in _log_records(paths, FAILED_WRITE_MESSAGE):
+        if "usage_item" in record:
             item = dict(record["usage_item"])
             item["cost_usd"] = Decimal(str(item["cost_usd"]))
             yield item, Decimal(str(record.get("reserved_usd", "0")))
@@ -143,8 +155,35 @@ def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     from mantle_gateway.store.ledger import FAILED, Ledger
 
     ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
-    outcomes = Counter(
-        ledger.write_item(item, reserved=reserved) for item, reserved in failed_writes(args.files)
-    )
-    print(json.dumps({"found": sum(outcomes.values()), **outcomes}))
+    outcomes: Counter[str] = Counter()
+    spent = set(failed_alerts(args.files))
+    for item, reserved in failed_writes(args.files):
+        outcome = ledger.write_item(item, reserved=reserved)
+        outcomes[outcome] += 1
+        if outcome != FAILED:  # written now or before: its spend may have crossed a threshold
+            spent.add((str(item["key_id"]), str(item["month"])))
+    alerts = _budget_alerts(settings, dynamo)
+    sent = sum(alerts.after_spend(key_id, month) for key_id, month in sorted(spent))
+    summary: dict[str, int] = {"found": sum(outcomes.values()), **outcomes}
+    if sent:
+        summary["budget_alerts"] = sent
+    print(json.dumps(summary))
     return 1 if outcomes[FAILED] else 0
+
+
+def failed_alerts(paths: list[str]) -> Iterator[tuple[str, str]]:
+    """(key id, month) of every `budget_alert_failed` log line: checked again on replay."""
+    from mantle_gateway.core.alerts import FAILED_MESSAGE
+
+    for record in _log_records(paths, FAILED_MESSAGE):
+        if isinstance(record.get("key_id"), str) and isinstance(record.get("month"), str):
+            yield record["key_id"], record["month"]
+
+
+def _budget_alerts(settings: Settings, dynamo: Any) -> BudgetAlerts:
+    """The same alerts as the gateway's (BUDGET_ALERT_EVENTS decides where they go: set it to
+    `eventbridge`, and GATEWAY_STAGE, as the stage's function has them), finding keys by id."""
+    from mantle_gateway import wiring
+    from mantle_gateway.store.keys import KeyStore
+
+    return wiring.budget_alerts(settings, dynamo, KeyStore(dynamo, settings.keys_table).get_by_id)
