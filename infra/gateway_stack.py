@@ -45,6 +45,7 @@ class GatewayStack(Stack):
             usage_table_name=tables.usage.table_name,
             limits_table_name=tables.limits.table_name,
             enable_openai_passthrough=config.enable_openai_passthrough,
+            enable_anthropic_passthrough=config.enable_anthropic_passthrough,
             log_level=config.log_level,
             log_retention=retention,
             removal_policy=removal,
@@ -103,11 +104,23 @@ class GatewayStack(Stack):
             value=Fn.join("", [url.url.url, "openai/v1"]),
             description="base_url for OpenAI SDKs through the Function URL",
         )
+        CfnOutput(
+            self,
+            "AnthropicBaseUrl",
+            value=Fn.join("", [url.url.url, "anthropic"]),
+            description="base URL for Anthropic SDKs and Claude Code through the Function URL",
+        )
         CfnOutput(self, "RestApiUrl", value=rest.api.url, description="REST API stage URL")
         CfnOutput(
             self,
             "RestApiOpenAiBaseUrl",
             value=rest.openai_base_url,
             description="base_url for OpenAI SDKs through the REST API",
+        )
+        CfnOutput(
+            self,
+            "RestApiAnthropicBaseUrl",
+            value=rest.anthropic_base_url,
+            description="base URL for Anthropic SDKs and Claude Code through the REST API",
         )
         CfnOutput(self, "FunctionName", value=gateway.function.function_name)

@@ -2,7 +2,8 @@
 
 cdk.json holds `context.stages`, one object per stage (`dev`, `prod`, more by adding entries):
 
-    "stages": {"dev": {"enableOpenaiPassthrough": true, "logRetentionDays": 7, ...}}
+    "stages": {"dev": {"enableOpenaiPassthrough": true, "enableAnthropicPassthrough": true,
+                       "logRetentionDays": 7, ...}}
 
 `parse_stages` turns that mapping into frozen `StageConfig` objects and raises `StageConfigError`
 whose message is one line naming the stage and the field (`stage 'dev': logRetentionDays: ...`).
@@ -69,6 +70,8 @@ class StageConfig:
     api_throttle_rate_limit: int = 50
     api_throttle_burst_limit: int = 100
     cors_allowed_origins: tuple[str, ...] = ("*",)
+    enable_anthropic_passthrough: bool = True
+    """`/anthropic/v1/...` (Claude Code, Anthropic SDKs); off answers 404 there."""
     mantle_projects: tuple[str, ...] = ()
     """The Mantle projects the function may use (IAM names their ARNs); empty: any of them."""
     budget_alert_thresholds: tuple[int, ...] = (50, 80, 100)
@@ -178,6 +181,7 @@ def parse_stage(name: str, raw: object) -> StageConfig:
     config = StageConfig(
         name=name,
         enable_openai_passthrough=f.flag("enableOpenaiPassthrough"),
+        enable_anthropic_passthrough=f.flag("enableAnthropicPassthrough", True),
         log_retention_days=f.choice("logRetentionDays", LOG_RETENTION_DAYS),
         removal_policy=removal,
         pitr=f.flag("pitr"),

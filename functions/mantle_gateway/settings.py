@@ -45,6 +45,8 @@ class Settings:
     usage_table: str = schema.DEFAULT_USAGE_TABLE
     limits_table: str = schema.DEFAULT_LIMITS_TABLE
     enable_openai_passthrough: bool = True
+    enable_anthropic_passthrough: bool = True
+    """Serve the Anthropic Messages surface under `/anthropic/v1` (ENABLE_ANTHROPIC_PASSTHROUGH)."""
     log_level: str = "INFO"
     key_cache_ttl_seconds: float = 30.0
     upstream_connect_timeout_seconds: float = 5.0
@@ -57,6 +59,10 @@ class Settings:
     """The stage's limits for keys that have none of their own (DEFAULT_KEY_RPM / _TPM)."""
     budget_default_output_tokens: int = 4096
     """Output tokens assumed when reserving budget for a request that sets no max tokens."""
+    reservation_expiry_seconds: float = 900.0
+    """How long a budget reservation lasts without a deadline from the door (the local door) or
+    for a background response: after it, a reservation no request settled is released
+    (RESERVATION_EXPIRY_SECONDS; docs/decisions/0006)."""
     metrics_namespace: str = "MantleGateway"
     metrics_enabled: bool = True
     bedrock_api_key: str | None = field(default=None, repr=False)
@@ -104,6 +110,7 @@ class Settings:
             usage_table=_name(env, "USAGE_TABLE", schema.DEFAULT_USAGE_TABLE),
             limits_table=_name(env, "LIMITS_TABLE", schema.DEFAULT_LIMITS_TABLE),
             enable_openai_passthrough=_flag(env, "ENABLE_OPENAI_PASSTHROUGH", True),
+            enable_anthropic_passthrough=_flag(env, "ENABLE_ANTHROPIC_PASSTHROUGH", True),
             log_level=_log_level(env),
             key_cache_ttl_seconds=ttl,
             upstream_connect_timeout_seconds=_number(
@@ -121,6 +128,9 @@ class Settings:
             default_key_tpm=_optional_int(env, "DEFAULT_KEY_TPM"),
             budget_default_output_tokens=int(
                 _number(env, "BUDGET_DEFAULT_OUTPUT_TOKENS", 4096, low=1, high=1_000_000)
+            ),
+            reservation_expiry_seconds=_number(
+                env, "RESERVATION_EXPIRY_SECONDS", 900.0, low=60.0, high=86_400.0
             ),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "MantleGateway",
             metrics_enabled=not _flag(env, "POWERTOOLS_METRICS_DISABLED", False),

@@ -58,6 +58,22 @@ def from_responses_usage(usage: Any) -> TokenCounts | None:
     )
 
 
+def from_messages_usage(usage: Any) -> TokenCounts | None:
+    """Anthropic Messages `usage`: its `input_tokens` leave out the prompt-cache reads and
+    writes, which are counted back in here, so `input` is every input token as OpenAI counts
+    prompt tokens, with the cached and cache-written parts inside it."""
+    if not isinstance(usage, dict):
+        return None
+    read = _int(usage.get("cache_read_input_tokens"))
+    written = _int(usage.get("cache_creation_input_tokens"))
+    return TokenCounts(
+        input=_int(usage.get("input_tokens")) + read + written,
+        output=_int(usage.get("output_tokens")),
+        cached=read,
+        cache_write=written,
+    )
+
+
 def _detail(usage: dict[str, Any], group: str, name: str) -> Any:
     details = usage.get(group)
     return details.get(name) if isinstance(details, dict) else None

@@ -44,7 +44,11 @@ MANTLE_ACTIONS: tuple[str, ...] = (
     "bedrock-mantle:DeleteInference",
     "bedrock-mantle:ListModels",
     "bedrock-mantle:GetModel",
+    "bedrock-mantle:CountTokens",
 )
+"""CountTokens: `/anthropic/v1/messages/count_tokens` is its own action (service authorization
+reference for bedrock-mantle; Claude Code's Mantle docs grant it beside CreateInference, which
+covers `/anthropic/v1/messages` itself)."""
 
 
 class GatewayFunction(Construct):
@@ -62,6 +66,7 @@ class GatewayFunction(Construct):
         usage_table_name: str,
         limits_table_name: str,
         enable_openai_passthrough: bool,
+        enable_anthropic_passthrough: bool,
         log_level: str,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -118,6 +123,7 @@ class GatewayFunction(Construct):
                     usage_table_name=usage_table_name,
                     limits_table_name=limits_table_name,
                     enable_openai_passthrough=enable_openai_passthrough,
+                    enable_anthropic_passthrough=enable_anthropic_passthrough,
                     log_level=log_level,
                     default_rpm=default_rpm,
                     default_tpm=default_tpm,
@@ -151,7 +157,7 @@ class GatewayFunction(Construct):
                 (
                     "Mantle authorises inference against a project ARN and requests may name any "
                     "project of this account (the default project id is `default`); the grant is "
-                    "limited to one region and this account, and to the six inference actions. "
+                    "limited to one region and this account, and to the seven inference actions. "
                     "A stage that lists its `mantleProjects` gets those ARNs instead."
                 ),
             )
@@ -180,6 +186,7 @@ def gateway_environment(
     usage_table_name: str,
     limits_table_name: str,
     enable_openai_passthrough: bool,
+    enable_anthropic_passthrough: bool,
     log_level: str,
     default_rpm: int,
     default_tpm: int,
@@ -194,6 +201,7 @@ def gateway_environment(
         "USAGE_TABLE": usage_table_name,
         "LIMITS_TABLE": limits_table_name,
         "ENABLE_OPENAI_PASSTHROUGH": "true" if enable_openai_passthrough else "false",
+        "ENABLE_ANTHROPIC_PASSTHROUGH": "true" if enable_anthropic_passthrough else "false",
         "LOG_LEVEL": log_level,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

@@ -53,10 +53,11 @@ def test_timeout_memory_and_log_retention_follow_the_stage(
 @pytest.mark.parametrize(
     ("stage", "flag"), [("dev", "true"), ("prod", "true"), ("flagoff", "false")]
 )
-def test_passthrough_flag_reaches_the_function_environment(
+def test_passthrough_flags_reach_the_function_environment(
     synth: Synthesis, stage: str, flag: str
 ) -> None:
     assert synth.environment(stage)["ENABLE_OPENAI_PASSTHROUGH"] == flag
+    assert synth.environment(stage)["ENABLE_ANTHROPIC_PASSTHROUGH"] == flag
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -117,6 +118,7 @@ def test_mantle_actions_are_exact_and_scoped_to_the_stage_projects(
             "DeleteInference",
             "ListModels",
             "GetModel",
+            "CountTokens",  # /anthropic/v1/messages/count_tokens
         )
     )
     if stage == "flagoff":  # mantleProjects listed, account, region, mantleRegion: literals

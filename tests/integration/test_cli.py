@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import anthropic
 import httpx
 import pytest
 
@@ -229,6 +230,15 @@ def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"]
+        # The banner names the Anthropic base URL, and the demo key works there too.
+        assert f"Anthropic base URL: {url}/anthropic" in banner
+        claude = anthropic.Anthropic(base_url=url + "/anthropic", api_key=key, max_retries=0)
+        message = claude.messages.create(
+            model="anthropic.claude-haiku-4-5",
+            max_tokens=16,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+        assert message.content[0].text.startswith("tok0 ")  # type: ignore[union-attr]
     finally:
         process.terminate()
         process.wait(timeout=10)

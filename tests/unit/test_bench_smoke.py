@@ -23,6 +23,7 @@ ROWS = (
     "added_c1_b2b",
     "added_cn",
     "ttfb",
+    "ttfb_messages",
     "cpu_core",
     "cpu_live",
     "relay_network",
@@ -64,6 +65,7 @@ FINITE = (
     "added_c1_b2b",
     "added_cn",
     "ttfb",
+    "ttfb_messages",
     "stream_tail",
 )
 

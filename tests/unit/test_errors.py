@@ -70,3 +70,29 @@ def test_anthropic_envelope(cls: type[errors.GatewayError], type_: str) -> None:
 )
 def test_shape_follows_the_path(path: str, shape: str) -> None:
     assert errors.shape_for(path) == shape
+
+
+@pytest.mark.parametrize(
+    ("err", "should_retry"),
+    [
+        (errors.AuthenticationError("no"), False),
+        (errors.PermissionDeniedError("no"), False),
+        (errors.InvalidRequestError("no"), False),
+        (errors.RequestTooLargeError("no"), False),
+        (errors.NotFoundError("no"), False),
+        (errors.MethodNotAllowedError("no", headers={"allow": "POST"}), False),
+        (errors.BudgetExceededError("no"), False),
+        (errors.RateLimitError("slow", headers={"retry-after": "3"}), True),
+        (errors.UpstreamError("down"), True),
+        (errors.ServiceUnavailableError("busy"), True),
+    ],
+)
+def test_anthropic_refusals_that_no_retry_fixes_say_so(
+    err: errors.GatewayError, should_retry: bool
+) -> None:
+    anthropic_headers = dict(err.answer_headers("anthropic"))
+    assert ("x-should-retry" not in anthropic_headers) is should_retry
+    if not should_retry:
+        assert anthropic_headers["x-should-retry"] == "false"
+    assert dict(err.answer_headers("openai")) == err.headers  # OpenAI answers are unchanged
+    assert err.headers.items() <= anthropic_headers.items()

@@ -1,9 +1,11 @@
 """`mantle-gateway usage report|replay`: the finance view of a month, and the repair of the ledger.
 
 `report` reads a month with Queries only (one key, or every key through the month index) and
-prints per key requests, tokens (reasoning included), cost, budget and what remains, broken down
-by `api_surface` and model, as a table, CSV or JSON; `--group-by project` prints the same per
-Mantle project instead, across keys, broken down by key and model.
+prints per key requests, tokens (cached, cache-written and reasoning included), cost, budget and
+what remains, broken down by `api_surface` and model, as a table, CSV, JSON or one
+self-contained HTML page (with the spend per day and the items to look at twice);
+`--group-by project` prints the same per Mantle project instead, across keys, broken down by key
+and model.
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
@@ -29,6 +31,7 @@ from mantle_gateway.settings import Settings
 
 if TYPE_CHECKING:
     from mantle_gateway.core.alerts import BudgetAlerts
+    from mantle_gateway.store.limits import Reservation
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +70,13 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     ordered = [reports[k] for k in sorted(reports)]
     if args.format == "json":
         print(json.dumps(report.as_json(month, ordered), indent=2))
+    elif args.format == "html":
+        from datetime import UTC, datetime
+
+        from mantle_gateway.core import report_html
+
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        sys.stdout.write(report_html.render(month, ordered, generated_at=now))
     elif args.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=report.CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -99,21 +109,9 @@ def _project_report(output: str, month: str, items: Iterable[dict[str, Any]]) ->
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    columns = (
-        "key_id",
-        "name",
-        "api_surface",
-        "model",
-        "requests",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "reasoning_tokens",
-        "cost_usd",
-        "budget_usd",
-        "remaining_usd",
-    )
-    _columns(rows, columns)
+    from mantle_gateway.core.report import CSV_COLUMNS
+
+    _columns(rows, CSV_COLUMNS[1:])
 
 
 def _columns(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
@@ -138,15 +136,15 @@ def _log_records(paths: list[str], message: str) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
-    """Usage items (and their budget reservations) from `usage_write_failed` log lines."""
-    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE
+def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Reservation | None]]:
+    """Usage items (and the reservations they settle) from `usage_write_failed` log lines."""
+    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE, reservation_from_log
 
     for record in _log_records(paths, FAILED_WRITE_MESSAGE):
         if "usage_item" in record:
             item = dict(record["usage_item"])
             item["cost_usd"] = Decimal(str(item["cost_usd"]))
-            yield item, Decimal(str(record.get("reserved_usd", "0")))
+            yield item, reservation_from_log(item, record)
 
 
 def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
@@ -157,8 +155,8 @@ def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
     outcomes: Counter[str] = Counter()
     spent = set(failed_alerts(args.files))
-    for item, reserved in failed_writes(args.files):
-        outcome = ledger.write_item(item, reserved=reserved)
+    for item, reservation in failed_writes(args.files):
+        outcome = ledger.write_item(item, reservation)
         outcomes[outcome] += 1
         if outcome != FAILED:  # written now or before: its spend may have crossed a threshold
             spent.add((str(item["key_id"]), str(item["month"])))

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mantle_gateway.observability import logger, metric
 
 if TYPE_CHECKING:
-    from mantle_gateway.core.metering import LedgerWriter
     from mantle_gateway.store.alerts import AlertState
     from mantle_gateway.store.keys import KeyRecord
+    from mantle_gateway.store.ledger import Ledger
     from mantle_gateway.usage import UsageRecord
 
 SOURCE = "mantle-gateway"
@@ -195,9 +195,14 @@ class AlertingLedger:
     before: a retried transaction that had landed counts the same), so the pipeline and the
     meter stay as they are."""
 
-    def __init__(self, ledger: LedgerWriter, alerts: BudgetAlerts) -> None:
+    def __init__(self, ledger: Ledger, alerts: BudgetAlerts) -> None:
         self._ledger = ledger
         self._alerts = alerts
+
+    def log_unwritten(self, record: UsageRecord, *args: Any, **kwargs: Any) -> None:
+        """What a background writer gives up on is logged by the ledger, for `usage replay`
+        (which checks the thresholds again when it writes it)."""
+        self._ledger.log_unwritten(record, *args, **kwargs)
 
     def record(self, record: UsageRecord, *args: Any, **kwargs: Any) -> bool:
         written = bool(self._ledger.record(record, *args, **kwargs))

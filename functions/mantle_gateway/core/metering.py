@@ -5,11 +5,14 @@ buffered answer), so the client has its last byte before the ledger is written. 
 response (`background: true`) is answered "queued" before any token is spent: its bill waits in
 the owner record, and the owner's first read that finds it finished writes it — once, because
 its usage item's id is derived from the response id and the ledger's put is conditional.
+Its budget reservation stays in the hold admission wrote, which the owner record names: the bill
+settles it, or adds the full cost if the hold expired first (docs/decisions/0006).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -18,6 +21,7 @@ from mantle_gateway.core.call import Call
 from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
+from mantle_gateway.store.limits import Reservation
 from mantle_gateway.store.responses import PendingBill, ResponseOwner
 from mantle_gateway.stream.relay import Observation
 from mantle_gateway.usage import TokenCounts, UsageRecord, from_responses_usage
@@ -28,9 +32,7 @@ _FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
 
 class LedgerWriter(Protocol):
-    def record(
-        self, record: UsageRecord, reserved: Decimal = ..., *, charge_window: bool = ...
-    ) -> bool: ...
+    def record(self, record: UsageRecord, reservation: Reservation | None = ...) -> bool: ...
 
 
 class Owners(Protocol):
@@ -77,20 +79,30 @@ class Meter:
         return True
 
     def defer(self, call: Call, response_id: str) -> bool:
-        """Keep a queued background response's bill (and its budget reservation) for later."""
+        """Keep a queued background response's bill (and the hold of its budget reservation) for
+        later. Its tokens stay reserved at their worst case in the minute it was admitted."""
         assert call.parsed is not None
-        pending = PendingBill(call.parsed.model, call.started, call.request.door, call.reserved)
+        reservation = call.reservation
+        pending = PendingBill(
+            call.parsed.model,
+            call.started,
+            call.request.door,
+            reservation.usd if reservation is not None else _ZERO,
+            reservation.hold if reservation is not None else None,
+        )
         return self.remember_owner(call, response_id, pending)
 
     def record(self, call: Call, observed: Observation, *, stream: bool) -> None:
         """The usage of a request whose answer just ended (never raises: the answer is sent)."""
         assert call.parsed is not None
         tokens = observed.tokens
-        estimated = tokens is None
+        estimated = tokens is None or observed.estimated
         if tokens is None:
             # No usage from upstream (cut short): bill what was sent and seen, marked estimated.
             tokens = TokenCounts(input=max(1, len(call.request.body) // 4), output=observed.events)
-        charge_window = call.rate is not None and call.rate.tpm is not None
+        elif observed.estimated:
+            # The input was reported, the final output count never came: count what was seen.
+            tokens = replace(tokens, output=max(tokens.output, observed.events))
         self._write(
             self._usage(
                 request_id=call.request_id,
@@ -106,8 +118,7 @@ class Meter:
                 response_id=observed.response_id,
                 project=call.project,
             ),
-            call.reserved,
-            charge_window=charge_window,
+            call.reservation,
         )
 
     def bill_background(
@@ -132,7 +143,8 @@ class Meter:
             response_id=response_id,
             project=call.project,
         )
-        if self._write(record, pending.reserved):
+        reservation = Reservation(call.key.key_id, record.month, pending.hold, pending.reserved)
+        if self._write(record, reservation):
             try:
                 self._owners.settle(response_id)
             except StoreError:
@@ -176,11 +188,9 @@ class Meter:
             project=project,
         )
 
-    def _write(
-        self, record: UsageRecord, reserved: Decimal, *, charge_window: bool = False
-    ) -> bool:
+    def _write(self, record: UsageRecord, reservation: Reservation | None) -> bool:
         try:
-            return self._ledger.record(record, reserved, charge_window=charge_window)
+            return self._ledger.record(record, reservation)
         except Exception:
             logger.exception("usage_record_failed", extra={"request_id": record.request_id})
             return False

@@ -5,10 +5,12 @@
     → relay (stream or buffer) while extracting usage → write usage + add spend
 
 Every refusing step raises a `GatewayError` before any upstream call; only `Gateway.handle`
-turns it into the OpenAI-shaped answer. The usage write happens when the door closes the answer,
-after the client has its last byte. Steps live where they are named: `routes`, `body`, `auth`,
-`admission` (rate limit, budget), `metering` (usage, owners); this module orders them and talks
-to the upstream.
+turns it into an answer, shaped like the API the path belongs to (OpenAI's, or Anthropic's under
+`/anthropic/`). The usage write happens when the door closes the answer, after the client has
+its last byte. Steps live where they are named: `routes`, `body`, `auth`, `admission` (rate
+limit, budget), `metering` (usage, owners); this module orders them and talks to the upstream.
+Where the OpenAI and Anthropic APIs differ, it asks the route's `Family` (`openai_api`,
+`anthropic_api`) instead of branching.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode
 
 from mantle_gateway.core import admission, auth, body, metering, projects, routes
+from mantle_gateway.core.anthropic_api import AnthropicFamily
 from mantle_gateway.core.call import Call
+from mantle_gateway.core.family import Family
+from mantle_gateway.core.openai_api import OpenAIFamily
 from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.errors import (
     GatewayError,
     InvalidRequestError,
     NotFoundError,
     ServiceUnavailableError,
+    Shape,
+    shape_for,
 )
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
 from mantle_gateway.observability import logger
@@ -36,7 +43,6 @@ from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.stream.relay import Observation, Relay
 from mantle_gateway.upstream import routing, signing
 from mantle_gateway.upstream.client import UpstreamClient
-from mantle_gateway.usage import from_chat_usage, from_responses_usage
 
 if TYPE_CHECKING:
     import httpx
@@ -68,7 +74,10 @@ class Gateway:
         self._meter = metering.Meter(ledger=ledger, owners=owners, prices=prices, clock=clock)
         self._upstream = upstream
         self._signer = signer
-        self._router = routing.PrefixRouter(settings.route_rules)
+        self._families: dict[str, Family] = {
+            "openai": OpenAIFamily(routing.PrefixRouter(settings.route_rules)),
+            "anthropic": AnthropicFamily(),
+        }
         self._admission = admission.Admission(settings=settings, limits=limits, prices=prices)
         self._clock = clock
 
@@ -79,46 +88,66 @@ class Gateway:
         except GatewayError as err:
             if err.status >= 500:
                 logger.warning("request_refused", extra={"status": err.status, "code": err.code})
-            return error_response(err, request_id)
+            return error_response(err, request_id, shape_for(request.path))
         except Exception:
             logger.exception("unhandled_error", extra={"request_id": request_id})
-            return error_response(GatewayError("The gateway failed unexpectedly."), request_id)
+            failed = GatewayError("The gateway failed unexpectedly.")
+            return error_response(failed, request_id, shape_for(request.path))
+
+    def precheck(self, request: GatewayRequest) -> GatewayError | None:
+        """The refusal the request's head decides alone (unknown path, wrong method, bad key),
+        or None; the body is not looked at. The local door asks before reading a large body,
+        so a client without a valid key cannot make it read megabytes first."""
+        try:
+            route = self._route(request)
+            if route.kind != "health":
+                auth.authenticate(
+                    request.headers, self._keys, datetime.fromtimestamp(self._clock(), UTC)
+                )
+        except GatewayError as err:
+            return err
+        return None
 
     # -- the steps, in order ------------------------------------------------------------------
 
     def _handle(self, request: GatewayRequest, request_id: str) -> GatewayResponse:
         started = self._clock()
-        route = routes.match(
-            request.method,
-            request.path,
-            passthrough_enabled=self._settings.enable_openai_passthrough,
-        )
+        route = self._route(request)
         if route.kind == "health":
             return GatewayResponse(200, [("content-type", JSON)], b'{"status":"ok"}')
+        family = self._families[route.family]
         parsed = self._validate_body(route, request)
         now = datetime.fromtimestamp(started, UTC)
         key = auth.authenticate(request.headers, self._keys, now)
         if parsed is not None:
             auth.authorize_model(key, parsed.model)
             self._check_chain(key, parsed)
-        call = Call(request, request_id, started, now, route, key, parsed, rate=None)
+        call = Call(request, request_id, started, now, route, key, parsed, rate=None, family=family)
         call.project = projects.project_for(key, request.path, request.headers)
         self._admission.admit(call)
         try:
             if route.owned_response:
                 call.prefix = self._check_owner(call)
             elif parsed is not None:
-                call.prefix = self._router.prefix_for(parsed.model)
+                call.prefix = family.prefix_for(parsed.model)
             return self._forward(call)
         finally:
-            if call.reserved and not call.settles:
+            if call.reservation is not None and not call.settles:
                 self._admission.release(call)
+
+    def _route(self, request: GatewayRequest) -> routes.Route:
+        return routes.match(
+            request.method,
+            request.path,
+            passthrough_enabled=self._settings.enable_openai_passthrough,
+            anthropic_enabled=self._settings.enable_anthropic_passthrough,
+        )
 
     def _validate_body(
         self, route: routes.Route, request: GatewayRequest
     ) -> body.ParsedBody | None:
         body.check_size(request.body, self._settings.max_request_bytes)
-        return body.parse(request.body) if route.billable else None
+        return body.parse(request.body) if route.reads_body else None
 
     def _check_chain(self, key: KeyRecord, parsed: body.ParsedBody) -> None:
         """`previous_response_id` reads a stored conversation: only its owner may chain on it."""
@@ -153,15 +182,14 @@ class Gateway:
         return owner.prefix
 
     def _forward(self, call: Call) -> GatewayResponse:
-        payload, strip_usage = self._upstream_body(call)
+        payload, strip_usage = call.family.upstream_body(call)
         response = self._send(call, payload)
         if response.status_code >= 400:
             content = self._upstream.read_all(response)
-            if call.parsed is None or not routing.is_route_error(response.status_code, content):
+            retry = call.family.retry_prefix(call, response.status_code, content)
+            if retry is None:
                 return self._upstream_refused(call, response, content)
-            # Mantle serves this model under the other prefix: retry once, remember the answer.
-            call.prefix = routing.other_prefix(call.prefix)
-            self._router.learn(call.parsed.model, call.prefix)
+            call.prefix = retry  # the model lives under the other prefix: one more try
             response = self._send(call, payload)
             if response.status_code >= 400:
                 content = self._upstream.read_all(response)
@@ -174,31 +202,19 @@ class Gateway:
 
     # -- upstream ------------------------------------------------------------------------------
 
-    def _upstream_body(self, call: Call) -> tuple[bytes, bool]:
-        """The exact bytes to sign; chat streams are asked for usage the client did not request."""
-        parsed = call.parsed
-        if parsed is None or call.route.kind != "chat" or not parsed.stream:
-            return call.request.body, False
-        options = parsed.data.get("stream_options")
-        if options is None:
-            options = {}
-        if not isinstance(options, dict) or options.get("include_usage") is True:
-            return call.request.body, False
-        data = dict(parsed.data)
-        data["stream_options"] = {**options, "include_usage": True}
-        return json.dumps(data, separators=(",", ":")).encode(), True
-
     def _send(self, call: Call, payload: bytes) -> httpx.Response:
         request = call.request
         url = self._upstream.base_url + call.prefix + call.route.upstream_path
         if request.query:
             url += "?" + canonical_query(request.query)
-        headers = signing.forwarded_headers(request.headers)
+        headers = call.family.forwarded_headers(request.headers)
         projects.name_upstream(headers, call.project)
         if payload or request.method == "POST":
             headers["content-type"] = JSON
         signed = self._signer.sign(request.method, url, headers, payload)
-        return self._upstream.open(request.method, url, signed, payload, request.deadline)
+        return self._upstream.open(
+            request.method, url, signed, payload, request.deadline, request.max_silence
+        )
 
     def _upstream_refused(
         self, call: Call, response: httpx.Response, content: bytes
@@ -231,6 +247,7 @@ class Gateway:
         relay = Relay(
             self._upstream.chunks(response),
             surface=call.route.surface,
+            reader=call.family.stream_reader,
             strip_usage=strip_usage,
             on_response_id=lambda response_id: self._meter.remember_owner(call, response_id),
             on_finish=lambda observed: self._meter.record(call, observed, stream=True),
@@ -246,10 +263,7 @@ class Gateway:
         headers = self._answer_headers(call, response)
         observed = Observation(ended=True)
         answer = _json_object(content) or {}
-        usage = answer.get("usage")
-        observed.tokens = (
-            from_chat_usage(usage) if call.route.kind == "chat" else from_responses_usage(usage)
-        )
+        observed.tokens = call.family.usage(call.route, answer)
         response_id = answer.get("id")
         call.settles = True
         if call.route.kind == "responses" and isinstance(response_id, str):
@@ -281,10 +295,10 @@ class Gateway:
         )
 
 
-def error_response(err: GatewayError, request_id: str) -> GatewayResponse:
+def error_response(err: GatewayError, request_id: str, shape: Shape = "openai") -> GatewayResponse:
     headers = [("content-type", JSON), ("x-gateway-request-id", request_id)]
-    headers += list(err.headers.items())
-    return GatewayResponse(err.status, headers, err.body())
+    headers += err.answer_headers(shape)
+    return GatewayResponse(err.status, headers, err.body(shape))
 
 
 def canonical_query(query: str) -> str:

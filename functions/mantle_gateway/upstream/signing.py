@@ -1,10 +1,12 @@
 """Which client headers go up to Mantle, and how the request is signed.
 
-Forwarded: an allow-list — `OpenAI-Project`, every `X-Amzn-Bedrock-*` and `X-Amzn-Mantle-*`
-header. Never forwarded: the client's `Authorization`, `x-api-key`, cookies, hop-by-hop and
-forwarding headers — anything not on the list. Everything we send is signed except what httpx
-adds itself (`accept`, `accept-encoding`, `connection`, `user-agent`, `content-length`), because a
-signed hop-by-hop header (`connection`) made Mantle answer 401 (reference/mantle-facts.md §2.2).
+Forwarded: an allow-list — every `X-Amzn-Bedrock-*` and `X-Amzn-Mantle-*` header, plus the
+headers of the API family the client speaks (`OpenAI-Project`; or `anthropic-version`,
+`anthropic-beta`, `anthropic-workspace-id`). Never forwarded: the client's `Authorization`,
+`x-api-key`, cookies, hop-by-hop and forwarding headers — anything not on the list. Everything
+we send is signed except what httpx adds itself (`accept`, `accept-encoding`, `connection`,
+`user-agent`, `content-length`), because a signed hop-by-hop header (`connection`) made Mantle
+answer 401 (reference/mantle-facts.md §2.2).
 
 SigV4 uses service `bedrock-mantle`, the region of the host, the hex SHA-256 of the exact body
 bytes (also sent as `x-amz-content-sha256`, as the official SDKs do), and credentials resolved
@@ -29,18 +31,21 @@ if TYPE_CHECKING:
 SERVICE = "bedrock-mantle"
 _FIELD_VALUE = re.compile(r"[\x20-\x7e\t]{0,8192}")
 """Visible ASCII, space and tab: what every hop (httpx, h11, SigV4 canonical form) accepts."""
-_FORWARDED_EXACT = frozenset({"openai-project"})
+OPENAI_HEADERS = frozenset({"openai-project"})
 _FORWARDED_PREFIXES = ("x-amzn-bedrock-", "x-amzn-mantle-")
 GUARDRAIL_PREFIX = "x-amzn-bedrock-guardrail"
 
 
-def forwarded_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
-    """The client headers that go up; a value that cannot go up unchanged is refused (400):
-    dropping it would silently change the request (an `OpenAI-Project` header lost bills the
-    default project), and a control character must never reach the signed request."""
+def forwarded_headers(
+    client_headers: Mapping[str, str], exact: frozenset[str] = OPENAI_HEADERS
+) -> dict[str, str]:
+    """The client headers that go up (`exact` names the API family's own); a value that cannot go
+    up unchanged is refused (400): dropping it would silently change the request (an
+    `OpenAI-Project` header lost bills the default project), and a control character must never
+    reach the signed request."""
     out: dict[str, str] = {}
     for name, value in client_headers.items():
-        if name in _FORWARDED_EXACT or name.startswith(_FORWARDED_PREFIXES):
+        if name in exact or name.startswith(_FORWARDED_PREFIXES):
             if not _FIELD_VALUE.fullmatch(value):
                 raise InvalidRequestError(
                     f"Header {name} has characters that cannot be forwarded.", param=name
