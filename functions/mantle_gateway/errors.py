@@ -14,7 +14,8 @@
     │                                                                  authentication_error
     ├── PermissionDeniedError     403     permission_error / model_not_permitted
     │   │                                                              permission_error
-    │   └── ModelNotPricedError   403     … / model_not_priced           permission_error
+    │   ├── ModelNotPricedError   403     … / model_not_priced           permission_error
+    │   └── ProjectNotPermittedError 403  … / project_not_permitted      permission_error
     ├── NotFoundError             404     not_found / not_found          not_found_error
     ├── MethodNotAllowedError     405     invalid_request_error / method_not_allowed
     │                                                                  invalid_request_error
@@ -180,6 +181,21 @@ class ModelNotPricedError(PermissionDeniedError):
             f"Model {model} has no price in this gateway and key {key_id} has a monthly budget; "
             "use a priced model, or have the operator price it (PRICES_JSON).",
             param="model",
+        )
+
+
+class ProjectNotPermittedError(PermissionDeniedError):
+    """The client named a Mantle project (`OpenAI-Project`) other than the one its key is bound
+    to: the key's project is what AWS bills, so another one is refused rather than replaced."""
+
+    code = "project_not_permitted"
+
+    @classmethod
+    def of(cls, key_id: str, project: str) -> ProjectNotPermittedError:
+        return cls(
+            f"API key {key_id} is bound to Mantle project {project}; send that OpenAI-Project "
+            "header or none.",
+            param="OpenAI-Project",
         )
 
 

@@ -73,6 +73,11 @@ _MISSING = object()
         ("alarmEmail", "ops@example.com", "alarmEmail: is set but alarms is false"),
         ("logLevel", "LOUD", "logLevel: 'LOUD' is not one of DEBUG"),
         ("corsAllowedOrigins", [], "corsAllowedOrigins: [] is not a non-empty list"),
+        ("mantleProjects", ["proj-x"], "mantleProjects: 'proj-x' is not a Mantle project id"),
+        ("mantleProjects", [], "mantleProjects: [] is not a non-empty list"),
+        ("budgetAlertThresholds", [0, 50], "budgetAlertThresholds: [0, 50] is not a list of"),
+        ("budgetAlertThresholds", "50,80", "budgetAlertThresholds: '50,80' is not a list of"),
+        ("budgetAlertThresholds", [True], "budgetAlertThresholds: [True] is not a list of"),
         ("pitrr", True, "pitrr: is not a known stage field"),
     ],
 )

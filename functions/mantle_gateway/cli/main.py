@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--month", required=True, help="YYYY-MM (UTC)")
     report.add_argument("--key", help="one key id")
     report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
+    report.add_argument(
+        "--group-by",
+        choices=["key", "project"],
+        default="key",
+        help="project: spend per Mantle project across keys (table, csv, json)",
+    )
     replay = usage_cmd.add_parser(
         "replay",
         help="write usage items from usage_write_failed logs",
@@ -131,6 +137,15 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tpm", type=int, help="tokens per minute")
     parser.add_argument("--models", help="comma-separated model globs, e.g. 'openai.gpt-oss-*'")
     parser.add_argument("--expires", help="YYYY-MM-DD (UTC); the key stops working that day")
+    parser.add_argument(
+        "--project",
+        help="Mantle project (proj_… or default) named on every upstream request; none: unbind",
+    )
+    parser.add_argument(
+        "--alert-at",
+        help="budget alert thresholds, percent of the monthly budget (e.g. 50,80,100); "
+        "none: no alerts; default: the stage's",
+    )
     parser.add_argument("--json", action="store_true")
 
 

@@ -1,7 +1,7 @@
 """The request path of DESIGN §1, one call per step, in order:
 
     route → (flag off ⇒ 404) → parse & validate body → authenticate key → authorize model
-    → rate limit → budget → (stored response: owner check) → sign & forward
+    → Mantle project → rate limit → budget → (stored response: owner check) → sign & forward
     → relay (stream or buffer) while extracting usage → write usage + add spend
 
 Every refusing step raises a `GatewayError` before any upstream call; only `Gateway.handle`
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode
 
-from mantle_gateway.core import admission, auth, body, metering, routes
+from mantle_gateway.core import admission, auth, body, metering, projects, routes
 from mantle_gateway.core.anthropic_api import AnthropicFamily
 from mantle_gateway.core.call import Call
 from mantle_gateway.core.family import Family
@@ -123,6 +123,7 @@ class Gateway:
             auth.authorize_model(key, parsed.model)
             self._check_chain(key, parsed)
         call = Call(request, request_id, started, now, route, key, parsed, rate=None, family=family)
+        call.project = projects.project_for(key, request.path, request.headers)
         self._admission.admit(call)
         try:
             if route.owned_response:
@@ -207,6 +208,7 @@ class Gateway:
         if request.query:
             url += "?" + canonical_query(request.query)
         headers = call.family.forwarded_headers(request.headers)
+        projects.name_upstream(headers, call.project)
         if payload or request.method == "POST":
             headers["content-type"] = JSON
         signed = self._signer.sign(request.method, url, headers, payload)
@@ -286,7 +288,7 @@ class Gateway:
             if answer is not None and metering.finished(answer):
                 response_id = call.route.response_id
                 on_close = lambda: self._meter.bill_background(  # noqa: E731
-                    call.key.key_id, response_id, owner, answer
+                    call, response_id, owner, answer
                 )
         return GatewayResponse(
             response.status_code, self._answer_headers(call, response), content, on_close
