@@ -6,7 +6,8 @@ turns going first so slow drift favours neither. "Settled" runs wait, untimed, f
 to finish each request's usage write before sending the next one on the same connection, and
 at concurrency 1 start every request, direct or not, the same pause after the previous one
 (`bench.load`; under concurrent load nothing idles, so those runs do not pause); the
-back-to-back run does neither, and so shows what that write costs a client that does not pause.
+back-to-back run does neither: the local door writes usage on a background writer, so a client
+that does not pause should not wait for the previous request's write (issue 12).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from bench.cpu import STREAM_TOKENS, CpuResult
 from bench.latency import Added, LatencyResult
 from bench.package import Packages, Size
 from bench.roundtrips import PhaseCount, RoundTripResult
+from bench.stored import StoredResult
 from bench.streaming import InProcessRelay, NetworkStream
 from bench.table import Row, Table, verdict
 
@@ -29,6 +30,7 @@ EVENTS_TARGET = 50_000
 IMPORT_TARGET = 0.300
 LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+STORED_RATIO_TARGET = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Measured:
     relay: InProcessRelay
     cold: ColdStart
     packages: Packages
+    stored: StoredResult
 
 
 def table(sizes: Sizes, m: Measured) -> Table:
@@ -52,6 +55,7 @@ def table(sizes: Sizes, m: Measured) -> Table:
     _stream_rows(t, m)
     _cold_rows(t, m)
     _trip_rows(t, m)
+    _stored_row(t, m.stored)
     t.add(
         Row(
             "litellm",
@@ -111,14 +115,7 @@ def _latency_rows(t: Table, m: Measured) -> None:
             number=lat.c1.added_p50 - lat.c1.dynamodb_p50,
         )
     )
-    t.add(
-        Row(
-            "added_c1_b2b",
-            "Added latency, c=1 back to back (waits for the previous usage write), p50 / p99",
-            _pair(lat.c1_back_to_back.added_p50, lat.c1_back_to_back.added_p99, sign=True),
-            number=lat.c1_back_to_back.added_p50,
-        )
-    )
+    t.add(_back_to_back(lat.c1_back_to_back))
     t.add(
         _added(
             "added_cn",
@@ -181,6 +178,24 @@ def _added(key: str, measure: str, a: Added) -> Row:
         + f" (direct {_ms(a.direct_p50)}, gateway {_ms(a.gateway_p50)})",
         f"p50 ≤ {_ms(bound)} (DynamoDB wait {_ms(a.dynamodb_p50)} + 2 ms)",
         verdict(a.added_p50 <= bound),
+        a.added_p50,
+    )
+
+
+def _back_to_back(a: Added) -> Row:
+    """Requests sent back to back on one keep-alive connection, nothing waited for between
+    them: the previous request's usage write is on the local door's background writer, so the
+    next request should not wait for it (issue 12). The target: the added p50 within the same
+    bound as the paced row's, and a tail no worse than twice it (a request queued behind a
+    write would show at p99 first)."""
+    bound = a.dynamodb_p50 + GATEWAY_OWN_BUDGET
+    return Row(
+        "added_c1_b2b",
+        "Added latency, c=1 back to back (usage written in the background), p50 / p99",
+        _pair(a.added_p50, a.added_p99, sign=True)
+        + f" (direct {_ms(a.direct_p50)}, gateway {_ms(a.gateway_p50)})",
+        f"p50 ≤ {_ms(bound)} (DynamoDB wait {_ms(a.dynamodb_p50)} + 2 ms); p99 ≤ twice p50",
+        verdict(a.added_p50 <= bound and a.added_p99 <= 2 * a.added_p50),
         a.added_p50,
     )
 
@@ -386,6 +401,20 @@ def _trip_rows(t: Table, m: Measured) -> None:
     )
 
 
+def _stored_row(t: Table, s: StoredResult) -> None:
+    t.add(
+        Row(
+            "latency_stored",
+            f"Gateway latency p50, non-streamed chat, c=1, after 0 / {s.items:,} stored usage "
+            "items (the key's month)",
+            f"{_ms(s.empty_p50)} / {_ms(s.full_p50)}",
+            f"≤ {STORED_RATIO_TARGET} times the first (flat)",
+            verdict(s.full_p50 <= STORED_RATIO_TARGET * s.empty_p50),
+            s.full_p50,
+        )
+    )
+
+
 def _where(phases: dict[str, PhaseCount]) -> str:
     if phases["during"].calls:
         return f"before it ({phases['during'].operations})"
@@ -397,8 +426,9 @@ def _notes(m: Measured) -> list[str]:
     return [
         "Added latency = gateway percentile minus direct percentile of the same repetition "
         "(direct calls are signed before the clock starts). Except in the back-to-back row, "
-        "each client waits, untimed, for the gateway to finish a request's usage write before "
-        "its next request, which a keep-alive connection would otherwise queue behind; and at "
+        "each client waits, untimed, for the gateway to finish a request's usage write (on the "
+        "local door's background writer) before its next request, so no write runs beside the "
+        "request timed; and at "
         "c=1 every request, direct or via the gateway, starts the same pause after the "
         "previous one: on this VM an idle pause alone slows the next request (direct p50 "
         "~0.65 ms back to back, ~1.2 ms after 5 ms idle), so pacing only the gateway side "
@@ -414,11 +444,13 @@ def _notes(m: Measured) -> list[str]:
         "the probe does not see. The gateway_share row shows the result against the probe too.",
         "The gateway's own share is an upper bound here: right after each answer the gateway "
         "writes usage (botocore, then moto), which competes with the reading client for the "
-        "same 2 cores.",
+        "same 2 cores. Back to back, that write runs beside the next request (the local door "
+        "writes usage in the background), and the next request's admission waits on moto "
+        "behind it: that wait is in the row's DynamoDB wait.",
         f"At c={c} all four processes share 2 cores and moto runs every DynamoDB call under "
         "one GIL and runs its writes one at a time, so the latencies are moto's queue. "
-        "DynamoDB is emptied before each measure: moto's TransactWriteItems deep-copies the "
-        "tables, so its cost grows with every usage item.",
+        "DynamoDB is emptied before each measure, so each starts from the same state; a "
+        "usage write's cost no longer grows with the items stored (the stored-usage row).",
         "In-process CPU: the real Gateway with in-memory stores and an httpx MockTransport "
         "upstream; includes routing, parsing, SigV4, httpx, usage and cost, excludes the door "
         "and botocore's DynamoDB (de)serialization (both in the 'through the door' row).",

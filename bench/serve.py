@@ -79,8 +79,10 @@ def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
     dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
     log.watch(dynamo)
     credentials = static_credentials(SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY)
-    gateway = wiring.build(settings, credentials=log.marking(credentials), dynamo=dynamo)
-    server = serve(Tap(gateway, log), "127.0.0.1", 0, settings.max_request_bytes)
+    gateway, usage_writer = wiring.build_local(
+        settings, credentials=log.marking(credentials), dynamo=dynamo
+    )
+    server = serve(Tap(gateway, log, usage_writer), "127.0.0.1", 0, settings.max_request_bytes)
     _ready(ready, server.url)
     server.serve_forever()
 

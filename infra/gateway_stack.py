@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.cdk_values import log_retention, removal_policy
+from infra.constructs.budget_alerts import BudgetAlerts
 from infra.constructs.function_url import GatewayFunctionUrl
 from infra.constructs.gateway_function import METRICS_NAMESPACE, SERVICE_NAME, GatewayFunction
 from infra.constructs.monitoring import GatewayMonitoring
@@ -54,6 +55,7 @@ class GatewayStack(Stack):
             default_tpm=config.default_tpm,
             mantle_region=config.mantle_region,
             mantle_endpoint_url=config.mantle_endpoint_url,
+            mantle_projects=config.mantle_projects,
             guardrail_default=config.guardrail_default,
             guardrail_ids=config.guardrail_ids,
             guardrail_failure_mode=config.guardrail_failure_mode,
@@ -78,7 +80,7 @@ class GatewayStack(Stack):
             log_retention=retention,
             removal_policy=removal,
         )
-        GatewayMonitoring(
+        monitoring = GatewayMonitoring(
             self,
             "Monitoring",
             stage_name=config.name,
@@ -88,6 +90,14 @@ class GatewayStack(Stack):
             service_name=SERVICE_NAME,
             alarms_enabled=config.alarms,
             alarm_email=config.alarm_email,
+        )
+        BudgetAlerts(
+            self,
+            "BudgetAlerts",
+            stage_name=config.name,
+            function=gateway.function,
+            thresholds=config.budget_alert_thresholds,
+            topic=monitoring.topic,
         )
 
         CfnOutput(self, "FunctionUrl", value=url.url.url, description="Function URL (streaming)")

@@ -37,6 +37,7 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://[^/\s]+\S*$")
+_PROJECT = re.compile(r"^(proj_[A-Za-z0-9]+|default)$")
 _GUARDRAIL = re.compile(rf"^{schema.GUARDRAIL_PATTERN}$")
 _GUARDRAIL_ID = re.compile(f"^(?:{schema.GUARDRAIL_ID_PATTERN})$")
 
@@ -75,6 +76,10 @@ class StageConfig:
     cors_allowed_origins: tuple[str, ...] = ("*",)
     enable_anthropic_passthrough: bool = True
     """`/anthropic/v1/...` (Claude Code, Anthropic SDKs); off answers 404 there."""
+    mantle_projects: tuple[str, ...] = ()
+    """The Mantle projects the function may use (IAM names their ARNs); empty: any of them."""
+    budget_alert_thresholds: tuple[int, ...] = (50, 80, 100)
+    """Percent of a key's monthly budget at which one alert is sent (keys may set their own)."""
     guardrail_default: str | None = None
     """`ID:VERSION` every key without its own guardrail is held to (GUARDRAIL_DEFAULT)."""
     guardrails: tuple[str, ...] = ()
@@ -157,6 +162,17 @@ class _Fields:
                 raise self.fail(field, f"{item!r} is not {what}")
         return tuple(value)
 
+    def percents(self, field: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        """A list of whole percents 1..1000, sorted and without repeats; [] is allowed (none)."""
+        value = self._get(field, default, False)
+        if isinstance(value, tuple):
+            return value
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000 for v in value
+        ):
+            raise self.fail(field, f"{value!r} is not a list of whole percents 1..1000")
+        return tuple(sorted(set(value)))
+
     def limits(self, field: str) -> tuple[int, int]:
         value = self._get(field, None, True)
         if not isinstance(value, Mapping) or set(value) != {"rpm", "tpm"}:
@@ -209,6 +225,13 @@ def parse_stage(name: str, raw: object) -> StageConfig:
             lambda o: o == "*" or bool(_URL.match(o)),
             "'*' or an http(s) origin",
             ("*",),
+        ),
+        budget_alert_thresholds=f.percents("budgetAlertThresholds", (50, 80, 100)),
+        mantle_projects=f.strings(
+            "mantleProjects",
+            lambda p: bool(_PROJECT.match(p)),
+            "a Mantle project id (proj_… or default)",
+            (),
         ),
         guardrail_default=f.text("guardrailDefault", _GUARDRAIL, "GUARDRAIL_ID:VERSION"),
         guardrails=f.strings(

@@ -4,12 +4,18 @@
     GatewayError                  500     api_error / internal_error     api_error
     ├── InvalidRequestError       400     invalid_request_error / invalid_request
     │   │                                                              invalid_request_error
-    │   └── RequestTooLargeError  413     … / request_too_large          request_too_large
+    │   ├── RequestTooLargeError  413     … / request_too_large          request_too_large
+    │   ├── RequestTimeoutError   408     … / request_timeout            invalid_request_error
+    │   ├── LengthRequiredError   411     … / length_required            invalid_request_error
+    │   ├── UriTooLongError       414     … / uri_too_long               invalid_request_error
+    │   ├── HeadersTooLargeError  431     … / headers_too_large          invalid_request_error
+    │   └── HttpVersionError      505     … / http_version_not_supported invalid_request_error
     ├── AuthenticationError       401     authentication_error / invalid_api_key
     │                                                                  authentication_error
     ├── PermissionDeniedError     403     permission_error / model_not_permitted
     │   │                                                              permission_error
-    │   └── ModelNotPricedError   403     … / model_not_priced           permission_error
+    │   ├── ModelNotPricedError   403     … / model_not_priced           permission_error
+    │   └── ProjectNotPermittedError 403  … / project_not_permitted      permission_error
     ├── NotFoundError             404     not_found / not_found          not_found_error
     ├── MethodNotAllowedError     405     invalid_request_error / method_not_allowed
     │                                                                  invalid_request_error
@@ -23,6 +29,10 @@
     │                                                                  api_error
     └── ServiceUnavailableError   503     api_error / service_unavailable
                                                                        overloaded_error
+
+408, 411, 414, 431 and 505 are the local door's own, for what never reaches the core (how the
+request is framed, how long it takes to arrive); 505 is a 5xx status for a client's choice, as
+HTTP defines it.
 
 OpenAI: `{"error": {"message", "type", "code", "param"}}`. Anthropic (every path under
 `/anthropic/`): `{"type": "error", "error": {"type", "message"}}`; Anthropic's types carry no
@@ -118,6 +128,31 @@ class RequestTooLargeError(InvalidRequestError):
     anthropic_type = "request_too_large"
 
 
+class RequestTimeoutError(InvalidRequestError):
+    status = 408
+    code = "request_timeout"
+
+
+class LengthRequiredError(InvalidRequestError):
+    status = 411
+    code = "length_required"
+
+
+class UriTooLongError(InvalidRequestError):
+    status = 414
+    code = "uri_too_long"
+
+
+class HeadersTooLargeError(InvalidRequestError):
+    status = 431
+    code = "headers_too_large"
+
+
+class HttpVersionError(InvalidRequestError):
+    status = 505
+    code = "http_version_not_supported"
+
+
 class AuthenticationError(GatewayError):
     status = 401
     type = "authentication_error"
@@ -146,6 +181,21 @@ class ModelNotPricedError(PermissionDeniedError):
             f"Model {model} has no price in this gateway and key {key_id} has a monthly budget; "
             "use a priced model, or have the operator price it (PRICES_JSON).",
             param="model",
+        )
+
+
+class ProjectNotPermittedError(PermissionDeniedError):
+    """The client named a Mantle project (`OpenAI-Project`) other than the one its key is bound
+    to: the key's project is what AWS bills, so another one is refused rather than replaced."""
+
+    code = "project_not_permitted"
+
+    @classmethod
+    def of(cls, key_id: str, project: str) -> ProjectNotPermittedError:
+        return cls(
+            f"API key {key_id} is bound to Mantle project {project}; send that OpenAI-Project "
+            "header or none.",
+            param="OpenAI-Project",
         )
 
 

@@ -21,6 +21,10 @@ _FALSE = {"0", "false", "no", "off", ""}
 _PRICE_FIELDS = frozenset({"input", "output", "cached", "cache_write"})
 _GUARDRAIL_PRICE_FIELDS = frozenset({"per_1k_text_units"})
 
+DEFAULT_ALERT_THRESHOLDS = (50, 80, 100)
+MAX_ALERT_THRESHOLD = 1000
+_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
 DEFAULT_ROUTE_RULES: tuple[tuple[str, str], ...] = (
     # reference/mantle-facts.md §1.2: the OpenAI frontier family, Gemma 4 and Grok live under
     # /openai/v1; everything else (gpt-oss, Qwen, DeepSeek, Mistral, …) under /v1.
@@ -65,6 +69,16 @@ class Settings:
     metrics_enabled: bool = True
     bedrock_api_key: str | None = field(default=None, repr=False)
     """Bearer mode: sent upstream instead of a SigV4 signature when set (never logged)."""
+    budget_alert_thresholds: tuple[int, ...] = DEFAULT_ALERT_THRESHOLDS
+    """Percent of a key's monthly budget at which one event is emitted, for keys that set none
+    of their own (BUDGET_ALERT_THRESHOLDS="50,80,100"; "none": no alerts)."""
+    budget_alert_events: str = "log"
+    """Where a budget alert goes: `log` (one JSON line, as `serve` does) or `eventbridge` (the
+    default bus, as the deployed function does; BUDGET_ALERT_EVENTS)."""
+    events_endpoint_url: str | None = None
+    """EventBridge endpoint override (AWS_ENDPOINT_URL_EVENTS, botocore's convention)."""
+    stage: str = "local"
+    """The deployment's stage name, named in budget alerts (GATEWAY_STAGE)."""
     bedrock_runtime_endpoint_url: str = "https://bedrock-runtime.us-east-1.amazonaws.com"
     """Where ApplyGuardrail is called (AWS_ENDPOINT_URL_BEDROCK_RUNTIME, botocore's name)."""
     guardrail_default: str | None = None
@@ -131,24 +145,18 @@ class Settings:
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "MantleGateway",
             metrics_enabled=not _flag(env, "POWERTOOLS_METRICS_DISABLED", False),
             bedrock_api_key=env.get("BEDROCK_API_KEY") or None,
-            bedrock_runtime_endpoint_url=_url(
-                env,
-                "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
-                f"https://bedrock-runtime.{mantle_region}.amazonaws.com",
-            ),
+            budget_alert_thresholds=_thresholds(env),
+            budget_alert_events=_choice(env, "BUDGET_ALERT_EVENTS", ("log", "eventbridge")),
+            events_endpoint_url=_url(env, "AWS_ENDPOINT_URL_EVENTS"),
+            stage=_stage(env),
+            bedrock_runtime_endpoint_url=_url(env, "AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+            or f"https://bedrock-runtime.{mantle_region}.amazonaws.com",
             guardrail_default=_guardrail(env, "GUARDRAIL_DEFAULT"),
             guardrail_failure_mode=_choice(env, "GUARDRAIL_FAILURE_MODE", ("closed", "open")),
             guardrail_stream_window_chars=int(
                 _number(env, "GUARDRAIL_STREAM_WINDOW_CHARS", 1000, low=50, high=100_000)
             ),
         )
-
-
-def _url(env: Mapping[str, str], var: str, default: str) -> str:
-    value = env.get(var) or default
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ConfigError(f"{var}: {value!r} is not an http(s) URL")
-    return value.rstrip("/")
 
 
 def _guardrail(env: Mapping[str, str], var: str) -> str | None:
@@ -158,13 +166,6 @@ def _guardrail(env: Mapping[str, str], var: str) -> str | None:
     if not _GUARDRAIL.fullmatch(raw):
         raise ConfigError(f"{var}: {raw!r} is not GUARDRAIL_ID:VERSION (version a number or DRAFT)")
     return raw
-
-
-def _choice(env: Mapping[str, str], var: str, allowed: tuple[str, ...]) -> str:
-    value = (env.get(var) or allowed[0]).strip().lower()
-    if value not in allowed:
-        raise ConfigError(f"{var}: {value!r} is not one of {', '.join(allowed)}")
-    return value
 
 
 def _name(env: Mapping[str, str], var: str, default: str) -> str:
@@ -206,6 +207,55 @@ def _optional_int(env: Mapping[str, str], var: str) -> int | None:
     if not raw.isdigit() or int(raw) <= 0:
         raise ConfigError(f"{var}: {raw!r} is not a positive whole number")
     return int(raw)
+
+
+def parse_thresholds(raw: str) -> tuple[int, ...]:
+    """ "50,80,100" → (50, 80, 100), sorted and without repeats; "none" → () (no alerts).
+    Raises ValueError with a one-line reason."""
+    if raw.strip().lower() == "none":
+        return ()
+    values: set[int] = set()
+    for part in raw.split(","):
+        text = part.strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_ALERT_THRESHOLD:
+            raise ValueError(
+                f"{text!r} is not a whole percent 1..{MAX_ALERT_THRESHOLD} "
+                "(give e.g. 50,80,100 or none)"
+            )
+        values.add(int(text))
+    return tuple(sorted(values))
+
+
+def _thresholds(env: Mapping[str, str]) -> tuple[int, ...]:
+    raw = env.get("BUDGET_ALERT_THRESHOLDS", "").strip()
+    if not raw:
+        return DEFAULT_ALERT_THRESHOLDS
+    try:
+        return parse_thresholds(raw)
+    except ValueError as exc:
+        raise ConfigError(f"BUDGET_ALERT_THRESHOLDS: {exc}") from None
+
+
+def _choice(env: Mapping[str, str], var: str, options: tuple[str, ...]) -> str:
+    """One of `options` (the first is the default)."""
+    value = (env.get(var) or options[0]).strip().lower()
+    if value not in options:
+        raise ConfigError(f"{var}: {value!r} is not {' or '.join(options)}")
+    return value
+
+
+def _url(env: Mapping[str, str], var: str) -> str | None:
+    value = env.get(var) or None
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ConfigError(f"{var}: {value!r} is not an http(s) URL")
+    return value.rstrip("/") if value else None
+
+
+def _stage(env: Mapping[str, str]) -> str:
+    value = env.get("GATEWAY_STAGE") or "local"
+    if not _STAGE.match(value):
+        raise ConfigError(f"GATEWAY_STAGE: {value!r} is not a stage name (letters, digits, - _)")
+    return value
 
 
 def _log_level(env: Mapping[str, str]) -> str:

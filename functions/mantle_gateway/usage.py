@@ -6,7 +6,7 @@ Value types shared by `stream/` (reads usage from events), `store/` (writes the 
 Sparse attributes are absent, never zero or empty: `api_surface` is written only by the
 passthrough surfaces, `reasoning_tokens` and `cache_write_tokens` only when non-zero, `estimated`
 only when the upstream never reported usage (a client that disconnects early is still billed for
-what it received).
+what it received), `project` only when the request named a Mantle project upstream.
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ class UsageRecord:
     estimated: bool = False
     upstream_status: int = 200
     response_id: str | None = None
+    project: str | None = None
+    """The Mantle project named upstream (`OpenAI-Project`); absent: the account's default."""
     guardrail: str | None = None
     """`ID:VERSION` of the guardrail the gateway enforced (docs/decisions/0011)."""
     guardrail_action: str | None = None
@@ -150,6 +152,8 @@ class UsageRecord:
             values["estimated"] = True
         if self.response_id:
             values["response_id"] = self.response_id
+        if self.project:
+            values["project"] = self.project
         if self.guardrail:
             values["guardrail"] = self.guardrail
             values["guardrail_action"] = self.guardrail_action

@@ -13,7 +13,8 @@ Contract with the runtime (functions/) and the layer (layers/streaming_runtime/)
 
 IAM: a role of our own instead of AWSLambdaBasicExecutionRole, so logging is granted on this
 function's log group only; Mantle inference on the Mantle projects of one region and account
-(reference/mantle-facts.md §3); DynamoDB is granted by the stack (GatewayTables).
+(reference/mantle-facts.md §3), or only on the projects the stage lists (`mantleProjects`);
+DynamoDB is granted by the stack (GatewayTables).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class GatewayFunction(Construct):
         default_tpm: int,
         mantle_region: str | None = None,
         mantle_endpoint_url: str | None = None,
+        mantle_projects: tuple[str, ...] = (),
         guardrail_default: str | None = None,
         guardrail_ids: tuple[str, ...] = (),
         guardrail_failure_mode: str = "closed",
@@ -135,15 +137,20 @@ class GatewayFunction(Construct):
             | guardrail_environment(guardrail_default, guardrail_failure_mode),
         )
 
-        mantle_projects = stack.format_arn(
-            service="bedrock-mantle",
-            region=mantle_region or stack.region,
-            resource="project",
-            resource_name="*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
+        # `arn:<partition>:bedrock-mantle:<region>:<account>:project/<id>` (Service Authorization
+        # Reference, bedrock-mantle resource types): the stage's projects, else all of them.
+        project_arns = [
+            stack.format_arn(
+                service="bedrock-mantle",
+                region=mantle_region or stack.region,
+                resource="project",
+                resource_name=project,
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for project in mantle_projects or ("*",)
+        ]
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(MANTLE_ACTIONS), resources=[mantle_projects])
+            iam.PolicyStatement(actions=list(MANTLE_ACTIONS), resources=project_arns)
         )
         if guardrail_ids:  # ApplyGuardrail on the stage's guardrails only; none → no statement
             guardrails = [
@@ -163,15 +170,17 @@ class GatewayFunction(Construct):
             )
 
         policy = self.role.node.find_child("DefaultPolicy")
-        nag.acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::{nag_spelling(stack.resolve(mantle_projects))}]",
-            (
-                "Mantle authorises inference against a project ARN and requests may name any "
-                "project of this account (the default project id is `default`); the grant is "
-                "limited to one region and this account, and to the seven inference actions."
-            ),
-        )
+        if not mantle_projects:
+            nag.acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{nag_spelling(stack.resolve(project_arns[0]))}]",
+                (
+                    "Mantle authorises inference against a project ARN and requests may name any "
+                    "project of this account (the default project id is `default`); the grant is "
+                    "limited to one region and this account, and to the seven inference actions. "
+                    "A stage that lists its `mantleProjects` gets those ARNs instead."
+                ),
+            )
         nag.acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",

@@ -5,9 +5,10 @@ built and synthesized once per session and every infra test reads the same templ
 
 Stages synthesized: `dev` and `prod` exactly as cdk.json defines them, and `flagoff`, a test-only
 stage that turns both passthroughs off and sets every optional field (explicit account/region,
-Mantle region and endpoint, alarms with an e-mail), so the less common branches are synthesized
-too. Context `aws:cdk:bundling-stacks: []` tells CDK to bundle no stack; the bundler is replaced
-by a recorder for the duration of the synthesis so the tests can prove pip never ran.
+Mantle region, endpoint and projects, alert thresholds, alarms with an e-mail), so the less
+common branches are synthesized too. Context `aws:cdk:bundling-stacks: []` tells CDK to bundle
+no stack; the bundler is replaced by a recorder for the duration of the synthesis so the tests
+can prove pip never ran.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ FLAGOFF_STAGE: dict[str, Any] = {
     "mantleRegion": "eu-central-1",
     "mantleEndpointUrl": "https://mantle.internal.example.com",
     "corsAllowedOrigins": ["https://app.example.com"],
+    "mantleProjects": ["default", "proj_finance01"],
+    "budgetAlertThresholds": [90, 25, 90],
     "guardrailDefault": "stagegr1:2",
     "guardrails": ["keygr7", "arn:aws:bedrock:eu-central-1:123456789012:guardrail/shared9"],
     "guardrailFailureMode": "open",

@@ -82,7 +82,8 @@ def plain(value: Any) -> Any:
 def allowed(statements: list[dict[str, Any]], request: dict[str, str]) -> bool:
     """IAM's evaluation for one `sns:Publish` on the topic: an explicit Deny wins, else an
     Allow is needed (a topic policy replaces SNS's default one: nothing is allowed by default).
-    Handles what the topic policy uses: Principal `*` or {Service}, Bool, StringEquals, ArnLike."""
+    Handles what the topic policy uses: Principal `*` or {Service}, Bool, StringEquals, ArnLike,
+    ArnEquals (a value CloudFormation resolves at deploy time never equals a request's)."""
 
     def matches(statement: dict[str, Any]) -> bool:
         principal = statement["Principal"]
@@ -94,6 +95,8 @@ def allowed(statements: list[dict[str, Any]], request: dict[str, str]) -> bool:
                 if operator in ("Bool", "StringEquals") and value != wanted:
                     return False
                 if operator == "ArnLike" and not fnmatch.fnmatchcase(value, wanted):
+                    return False
+                if operator == "ArnEquals" and value != wanted:
                     return False
         return statement["Action"] == "sns:Publish"
 
@@ -129,7 +132,12 @@ def test_topic_policy_keeps_the_tls_deny_and_scopes_cloudwatch_in_every_account(
     synth: Synthesis,
 ) -> None:
     _, statements = topic_statements(synth, "prod")  # account and region left to the deploy
-    deny, allow = statements
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    (allow,) = [s for s in statements if s.get("Sid") == "AllowCloudwatchPublish"]
+    # the one other Allow: the budget-alert rule, naming that rule (test_infra_budget_alerts)
+    others = [s for s in statements if s not in (deny, allow)]
+    assert [s["Principal"] for s in others] == [{"Service": "events.amazonaws.com"}]
+    assert set(others[0]["Condition"]) == {"ArnEquals"}
 
     assert deny["Effect"] == "Deny"
     assert deny["Principal"] == "*"

@@ -96,6 +96,19 @@ def test_403_model_not_permitted(gateway, new_key, sim) -> None:
     assert sim.requests == []
 
 
+def test_403_project_not_permitted(gateway, new_key, sim) -> None:
+    key, _ = new_key(project="proj_a1")
+    answer = httpx.post(
+        gateway.url + "/openai/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}", "openai-project": "proj_b2"},
+        json=CHAT,
+        timeout=10,
+    )
+    error = assert_error(answer, 403, "permission_error", "project_not_permitted")
+    assert error["param"] == "OpenAI-Project"
+    assert sim.requests == []
+
+
 @pytest.mark.parametrize(
     "raw", [b"{not json", b"[1, 2]", b'"a string"', b'{"messages": []}', b"\xff\xfe\xfd"]
 )

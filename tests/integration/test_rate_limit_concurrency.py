@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
+from tests.support.serve_processes import serve_processes
+
 LIMIT, REQUESTS, INSTANCES = 10, 30, 3
 TPM, MAX_TOKENS = 100, 50
 
@@ -27,33 +25,8 @@ TPM, MAX_TOKENS = 100, 50
 @pytest.fixture
 def instances(dynamodb):
     env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint_url}
-    processes = [
-        subprocess.Popen(
-            [COMMAND, "serve", "--upstream", "simulator", "--port", "0"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(INSTANCES)
-    ]
-    try:
-        yield [_url(p) for p in processes]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
-
-
-def _url(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        line = process.stdout.readline()
-        if "listening on " in line:
-            return line.split("listening on ")[1].split()[0]
-    raise AssertionError("an instance did not start")
+    with serve_processes(env, INSTANCES) as running:
+        yield [url for url, _ in running]
 
 
 def test_exactly_limit_admitted_across_instances(instances, new_key) -> None:

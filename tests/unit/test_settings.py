@@ -52,6 +52,12 @@ def test_endpoint_override_and_tables() -> None:
         ({"MANTLE_REGION": "moon-1"}, "MANTLE_REGION"),
         ({"PRICES_JSON": '{"m": {"input": -1}}'}, "PRICES_JSON"),
         ({"PRICES_JSON": '{"m": {"cache_read": 1}}'}, "PRICES_JSON"),
+        ({"BUDGET_ALERT_THRESHOLDS": "50,80,x"}, "BUDGET_ALERT_THRESHOLDS"),
+        ({"BUDGET_ALERT_THRESHOLDS": "0,50"}, "BUDGET_ALERT_THRESHOLDS"),
+        ({"BUDGET_ALERT_THRESHOLDS": "1001"}, "BUDGET_ALERT_THRESHOLDS"),
+        ({"BUDGET_ALERT_EVENTS": "sns"}, "BUDGET_ALERT_EVENTS"),
+        ({"AWS_ENDPOINT_URL_EVENTS": "events.local"}, "AWS_ENDPOINT_URL_EVENTS"),
+        ({"GATEWAY_STAGE": "prod stage"}, "GATEWAY_STAGE"),
         ({"RESERVATION_EXPIRY_SECONDS": "5"}, "RESERVATION_EXPIRY_SECONDS"),
         ({"RESERVATION_EXPIRY_SECONDS": "a day"}, "RESERVATION_EXPIRY_SECONDS"),
     ],
@@ -83,6 +89,29 @@ def test_mantle_region_sets_endpoint_and_default_limits() -> None:
     assert settings.mantle_endpoint_url == "https://bedrock-mantle.eu-west-1.api.aws"
     assert settings.default_key_rpm == 60
     assert settings.default_key_tpm is None
+
+
+def test_budget_alerts_default_to_50_80_100_in_the_log() -> None:
+    settings = Settings.from_env({})
+    assert settings.budget_alert_thresholds == (50, 80, 100)
+    assert (settings.budget_alert_events, settings.stage) == ("log", "local")
+    assert settings.events_endpoint_url is None
+
+
+def test_budget_alert_settings_as_the_deployed_function_has_them() -> None:
+    settings = Settings.from_env(
+        {
+            "BUDGET_ALERT_THRESHOLDS": " 90,25 ,90",
+            "BUDGET_ALERT_EVENTS": "eventbridge",
+            "AWS_ENDPOINT_URL_EVENTS": "http://127.0.0.1:4566/",
+            "GATEWAY_STAGE": "prod",
+        }
+    )
+    assert settings.budget_alert_thresholds == (25, 90)
+    assert settings.budget_alert_events == "eventbridge"
+    assert settings.events_endpoint_url == "http://127.0.0.1:4566"
+    assert settings.stage == "prod"
+    assert Settings.from_env({"BUDGET_ALERT_THRESHOLDS": "none"}).budget_alert_thresholds == ()
 
 
 def test_reservation_expiry_defaults_to_a_lambda_timeout() -> None:

@@ -90,6 +90,10 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["models"] = models
     if args.expires is not None:
         changes["expires_at"] = _date(args.expires)
+    if args.project is not None:
+        changes["project"] = _project(args.project)
+    if args.alert_at is not None:
+        changes["alert_at"] = _alert_at(args.alert_at)
     if args.guardrail is not None:
         changes["guardrail"] = _guardrail(args.guardrail)
     return changes
@@ -120,6 +124,29 @@ def _positive(value: int, flag: str) -> int:
     if value <= 0:
         raise ConfigError(f"{flag}: must be a positive whole number")
     return value
+
+
+def _project(raw: str) -> str | None:
+    """A Mantle project id, or None for `none` (on update: the key no longer names one)."""
+    from mantle_gateway.core.projects import PROJECT_ID
+
+    if raw == "none":
+        return None
+    if not PROJECT_ID.fullmatch(raw):
+        raise ConfigError(f"--project: {raw!r} is not a Mantle project id (proj_…, default, none)")
+    return raw
+
+
+def _alert_at(raw: str) -> tuple[int, ...] | None:
+    """Thresholds, () for `none` (no alerts), None for `default` (the stage's thresholds)."""
+    from mantle_gateway.settings import parse_thresholds
+
+    if raw.strip().lower() == "default":
+        return None
+    try:
+        return parse_thresholds(raw)
+    except ValueError as exc:
+        raise ConfigError(f"--alert-at: {exc}") from None
 
 
 def _date(raw: str) -> str:

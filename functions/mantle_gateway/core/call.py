@@ -39,6 +39,8 @@ class Call:
     request is not billed."""
     settles: bool = False
     """True once the answer will record usage (which settles the reservation)."""
+    project: str | None = None
+    """The Mantle project named upstream (`core/projects.py`); None: the account's default."""
     guard: GuardState | None = None
     """The guardrail this request is held to and what it did (`core/guardrails.py`)."""
 

@@ -138,18 +138,20 @@ class Meter:
             stream=stream,
             surface=call.route.surface,
             response_id=observed.response_id,
+            project=call.project,
         )
 
     def bill_background(
-        self, key_id: str, response_id: str, owner: ResponseOwner, answer: Mapping[str, Any]
+        self, call: Call, response_id: str, owner: ResponseOwner, answer: Mapping[str, Any]
     ) -> None:
-        """Bill a finished background response once, from the answer its owner just read."""
+        """Bill a finished background response once, from the answer its owner (`call`) just
+        read; the read names the response's project, as its creation did."""
         pending = owner.pending
         assert pending is not None
         status = answer.get("status")
         record = self._usage(
             request_id="bg_" + response_id,
-            key_id=key_id,
+            key_id=call.key.key_id,
             model=pending.model,
             started=pending.started,
             door=pending.door,
@@ -159,8 +161,9 @@ class Meter:
             stream=False,
             surface="responses",
             response_id=response_id,
+            project=call.project,
         )
-        reservation = Reservation(key_id, record.month, pending.hold, pending.reserved)
+        reservation = Reservation(call.key.key_id, record.month, pending.hold, pending.reserved)
         if self._write(record, reservation):
             try:
                 self._owners.settle(response_id)
@@ -181,6 +184,7 @@ class Meter:
         stream: bool,
         surface: str | None,
         response_id: str | None,
+        project: str | None,
     ) -> UsageRecord:
         cost = self._prices.cost(model, tokens)
         if cost is None:
@@ -201,6 +205,7 @@ class Meter:
             outcome=outcome,
             estimated=estimated,
             response_id=response_id,
+            project=project,
         )
 
     def _write(self, record: UsageRecord, reservation: Reservation | None) -> bool:

@@ -1,7 +1,7 @@
 """The request path of DESIGN §1, one call per step, in order:
 
     route → (flag off ⇒ 404) → parse & validate body → authenticate key → authorize model
-    → rate limit → budget → (stored response: owner check) → sign & forward
+    → Mantle project → rate limit → budget → (stored response: owner check) → sign & forward
     → relay (stream or buffer) while extracting usage → write usage + add spend
 
 Every refusing step raises a `GatewayError` before any upstream call; only `Gateway.handle`
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode
 
-from mantle_gateway.core import admission, auth, body, metering, routes
+from mantle_gateway.core import admission, auth, body, metering, projects, routes
 from mantle_gateway.core.anthropic_api import AnthropicFamily
 from mantle_gateway.core.call import Call
 from mantle_gateway.core.family import Family
@@ -103,16 +103,25 @@ class Gateway:
             failed = GatewayError("The gateway failed unexpectedly.")
             return error_response(failed, request_id, shape_for(request.path))
 
+    def precheck(self, request: GatewayRequest) -> GatewayError | None:
+        """The refusal the request's head decides alone (unknown path, wrong method, bad key),
+        or None; the body is not looked at. The local door asks before reading a large body,
+        so a client without a valid key cannot make it read megabytes first."""
+        try:
+            route = self._route(request)
+            if route.kind != "health":
+                auth.authenticate(
+                    request.headers, self._keys, datetime.fromtimestamp(self._clock(), UTC)
+                )
+        except GatewayError as err:
+            return err
+        return None
+
     # -- the steps, in order ------------------------------------------------------------------
 
     def _handle(self, request: GatewayRequest, request_id: str) -> GatewayResponse:
         started = self._clock()
-        route = routes.match(
-            request.method,
-            request.path,
-            passthrough_enabled=self._settings.enable_openai_passthrough,
-            anthropic_enabled=self._settings.enable_anthropic_passthrough,
-        )
+        route = self._route(request)
         if route.kind == "health":
             return GatewayResponse(200, [("content-type", JSON)], b'{"status":"ok"}')
         family = self._families[route.family]
@@ -123,6 +132,7 @@ class Gateway:
             auth.authorize_model(key, parsed.model)
             self._check_chain(key, parsed)
         call = Call(request, request_id, started, now, route, key, parsed, rate=None, family=family)
+        call.project = projects.project_for(key, request.path, request.headers)
         checking = self._guard.start_input(call) if self._guard is not None else None
         self._admission.admit(call)  # while the guardrail reads the input
         try:
@@ -146,6 +156,14 @@ class Gateway:
             self._meter.record_blocked(call)
             call.settles = True
             raise Guard.refusal(call)
+
+    def _route(self, request: GatewayRequest) -> routes.Route:
+        return routes.match(
+            request.method,
+            request.path,
+            passthrough_enabled=self._settings.enable_openai_passthrough,
+            anthropic_enabled=self._settings.enable_anthropic_passthrough,
+        )
 
     def _validate_body(
         self, route: routes.Route, request: GatewayRequest
@@ -212,6 +230,7 @@ class Gateway:
         if request.query:
             url += "?" + canonical_query(request.query)
         headers = call.family.forwarded_headers(request.headers)
+        projects.name_upstream(headers, call.project)
         if payload or request.method == "POST":
             headers["content-type"] = JSON
         signed = self._signer.sign(request.method, url, headers, payload)
@@ -303,7 +322,7 @@ class Gateway:
             if answer is not None and metering.finished(answer):
                 response_id = call.route.response_id
                 on_close = lambda: self._meter.bill_background(  # noqa: E731
-                    call.key.key_id, response_id, owner, answer
+                    call, response_id, owner, answer
                 )
         return GatewayResponse(
             response.status_code, self._answer_headers(call, response), content, on_close

@@ -245,3 +245,76 @@ def as_rows(month: str, reports: Iterable[KeyReport]) -> list[dict[str, Any]]:
 
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
+
+
+# ---- grouped by Mantle project (`usage report --group-by project`)
+
+NO_PROJECT = "none"
+"""`project` is sparse: an item without it named no project upstream, which AWS bills to the
+account's default project on the OpenAI APIs (Anthropic Messages takes no project)."""
+
+
+@dataclass(slots=True)
+class ProjectReport:
+    """One Mantle project's month across every key that billed to it: what finance compares with
+    the project's line in AWS Cost Explorer."""
+
+    project: str
+    totals: Totals = field(default_factory=Totals)
+    breakdown: dict[tuple[str, str], Totals] = field(default_factory=dict)
+    """(key_id, model) → totals."""
+
+    @property
+    def key_ids(self) -> list[str]:
+        return sorted({key_id for key_id, _ in self.breakdown})
+
+
+def aggregate_projects(items: Iterable[Mapping[str, Any]]) -> dict[str, ProjectReport]:
+    reports: dict[str, ProjectReport] = {}
+    for item in items:
+        project = str(item.get("project", NO_PROJECT))
+        report = reports.setdefault(project, ProjectReport(project))
+        report.totals.add(item)
+        group = (str(item["key_id"]), str(item.get("model", "")))
+        report.breakdown.setdefault(group, Totals()).add(item)
+    return reports
+
+
+def projects_as_json(month: str, reports: Iterable[ProjectReport]) -> dict[str, Any]:
+    reports = list(reports)
+    total = Totals()
+    for report in reports:
+        total.requests += report.totals.requests
+        for name in (*TOKEN_FIELDS, "cost_usd"):
+            setattr(total, name, getattr(total, name) + getattr(report.totals, name))
+    return {
+        "month": month,
+        "group_by": "project",
+        "totals": _totals_dict(total),
+        "projects": [
+            {
+                "project": report.project,
+                **_totals_dict(report.totals),
+                "key_ids": report.key_ids,
+                "by_key_and_model": [
+                    {"key_id": key_id, "model": model, **_totals_dict(totals)}
+                    for (key_id, model), totals in sorted(report.breakdown.items())
+                ],
+            }
+            for report in reports
+        ],
+    }
+
+
+PROJECT_CSV_COLUMNS = ("month", "project", "key_id", "model", "requests", *TOKEN_FIELDS, "cost_usd")
+
+
+def projects_as_rows(month: str, reports: Iterable[ProjectReport]) -> list[dict[str, Any]]:
+    """One row per project, key and model, then one `*`/`*` total row per project."""
+    rows: list[dict[str, Any]] = []
+    for report in reports:
+        base = {"month": month, "project": report.project}
+        for (key_id, model), totals in sorted(report.breakdown.items()):
+            rows.append(base | {"key_id": key_id, "model": model} | _totals_dict(totals))
+        rows.append(base | {"key_id": "*", "model": "*"} | _totals_dict(report.totals))
+    return rows

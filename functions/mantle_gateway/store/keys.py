@@ -35,6 +35,10 @@ def _globs(value: Any) -> tuple[str, ...]:
     return tuple(value or ("*",))
 
 
+def _percents(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(int(v) for v in value)
+
+
 def _read(reader: Callable[[Any], Any]) -> dict[str, Any]:
     """Field metadata: how a stored value becomes the field's value (default: as stored)."""
     return {"read": reader}
@@ -58,6 +62,10 @@ class KeyRecord:
     rpm: int | None = field(default=None, metadata=_read(_count))
     tpm: int | None = field(default=None, metadata=_read(_count))
     models: tuple[str, ...] = field(default=("*",), metadata=_read(_globs))
+    project: str | None = None
+    """The Mantle project (`proj_…` or `default`) every upstream request of the key names."""
+    alert_at: tuple[int, ...] | None = field(default=None, metadata=_read(_percents))
+    """Budget alert thresholds, percent of the monthly budget; None: the stage's, (): none."""
     guardrail: str | None = None
     """`ID:VERSION` of a Bedrock guardrail every request of this key is held to."""
     hint: str = ""

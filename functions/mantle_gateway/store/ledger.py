@@ -55,6 +55,13 @@ class Ledger:
         """Write the item and the spend; True when written now or before, False when logged."""
         return self.write_item(record.item(), reservation) != FAILED
 
+    def log_unwritten(
+        self, record: UsageRecord, reservation: Reservation | None = None, *, error: str
+    ) -> None:
+        """Keep a record that will not be written now as `record()` keeps one DynamoDB refused:
+        one line `usage replay` writes back (the local door's writer, at shutdown)."""
+        _log_failed_write(record.item(), reservation, error)
+
     def write_item(self, item: Mapping[str, Any], reservation: Reservation | None = None) -> str:
         """WRITTEN, ALREADY_PRESENT (same request written before) or FAILED (logged for replay).
         The item's tokens settle the reservation's tokens, its cost the reserved dollars."""
@@ -75,16 +82,7 @@ class Ledger:
                 settle = weaker
             except StoreError as exc:
                 if attempt == self._attempts:
-                    logger.error(
-                        FAILED_WRITE_MESSAGE,
-                        extra={
-                            "usage_item": json_safe(item),
-                            "reserved_usd": str(reservation.usd if reservation else _ZERO),
-                            "reservation": reservation_log(reservation),
-                            "error": str(exc),
-                        },
-                    )
-                    metric("UsageWriteFailures")
+                    _log_failed_write(item, reservation, str(exc))
                     return FAILED
                 attempt += 1
                 self._sleep(delay + random.uniform(0, delay))
@@ -150,6 +148,21 @@ def reservation_from_log(item: Mapping[str, Any], line: Mapping[str, Any]) -> Re
         )
     reserved = Decimal(str(line.get("reserved_usd", "0")))
     return Reservation(key_id, month, None, reserved) if reserved else None
+
+
+def _log_failed_write(item: Mapping[str, Any], reservation: Reservation | None, error: str) -> None:
+    """The one line that keeps an unwritten usage item: `usage replay` writes it back and
+    settles its reservation as the write would have."""
+    logger.error(
+        FAILED_WRITE_MESSAGE,
+        extra={
+            "usage_item": json_safe(item),
+            "reserved_usd": str(reservation.usd if reservation else _ZERO),
+            "reservation": reservation_log(reservation),
+            "error": error,
+        },
+    )
+    metric("UsageWriteFailures")
 
 
 def json_safe(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -83,15 +83,17 @@ class SigV4Signer:
         self._region = region
         self._clock = clock
         self._service = service
-        """`bedrock-mantle` for Mantle; `bedrock` for bedrock-runtime (ApplyGuardrail)."""
+        """`bedrock-mantle` for Mantle; `bedrock` for bedrock-runtime (ApplyGuardrail); `events` for
+        budget alerts' PutEvents (upstream/events.py)."""
         self._scope_tail = f"{region}/{service}/aws4_request"
         self._key: tuple[str, str, bytes] = ("", "", b"")
         """(secret key, yyyymmdd, signing key): the HMAC chain only changes once a day or when
         the role session rotates; one entry, so rotated secrets do not pile up."""
 
     def sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        """`headers` come from `forwarded_headers` plus `content-type`: lower-case names, never
-        `authorization`, `date`, `host` or `x-amz-*`, which are the signer's own."""
+        """`headers` come from `forwarded_headers` plus `content-type` (or a service's own, such
+        as `x-amz-target`): lower-case names, never `authorization`, `date`, `host`,
+        `x-amz-date`, `x-amz-content-sha256` or `x-amz-security-token`, which are the signer's."""
         creds = self._credentials()
         if creds is None or not creds.secret_key:
             raise UpstreamError(

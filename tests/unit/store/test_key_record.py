@@ -20,6 +20,8 @@ FULL = KeyRecord(
     rpm=100,
     tpm=50000,
     models=("openai.gpt-oss-*", "qwen.*"),
+    project="proj_finance01",
+    alert_at=(50, 80, 100),
     hint="mgw_abcd…",
 )
 
@@ -36,9 +38,19 @@ def test_every_field_round_trips_through_the_item() -> None:
 def test_unset_attributes_are_absent_and_read_back_as_defaults() -> None:
     bare = KeyRecord(key_id="key_1", digest="e" * 64, name="bare")
     item = bare.to_item()
-    assert not {"expires_at", "monthly_budget_usd", "rpm", "tpm"} & item.keys()
+    assert not {"expires_at", "monthly_budget_usd", "rpm", "tpm", "project", "alert_at"} & (
+        item.keys()
+    )
     assert KeyRecord.from_item(item) == bare
     assert KeyRecord.from_item({k: v for k, v in item.items() if k != "models"}).models == ("*",)
+
+
+def test_no_alerts_is_stored_apart_from_the_stage_default() -> None:
+    silent = KeyRecord(key_id="key_2", digest="f" * 64, name="silent", alert_at=())
+    item = silent.to_item()
+    assert item["alert_at"] == {"L": []}
+    assert KeyRecord.from_item(item).alert_at == ()
+    assert KeyRecord.from_item(FULL.to_item()).alert_at == (50, 80, 100)
 
 
 def test_public_view_has_everything_but_the_digest() -> None:
@@ -59,5 +71,7 @@ def test_updates_reach_limits_and_labels_but_not_identity_or_status() -> None:
         "rpm",
         "tpm",
         "models",
+        "project",
+        "alert_at",
         "guardrail",
     } == UPDATABLE
