@@ -14,6 +14,7 @@ importing it costs next to nothing; it is left out of the Lambda bundle.
 """
 
 from .faults import (
+    BadUsage,
     DelayHeaders,
     DropMidStream,
     ErrorAnswer,
@@ -40,6 +41,7 @@ __all__ = [
     "SIMULATOR_ACCESS_KEY",
     "SIMULATOR_REGION",
     "SIMULATOR_SECRET_KEY",
+    "BadUsage",
     "DelayHeaders",
     "DropMidStream",
     "ErrorAnswer",
