@@ -4,7 +4,12 @@ The pipeline calls this when an answer ends (the relay's `on_finish`, or the doo
 buffered answer), so the client has its last byte before the ledger is written. A background
 response (`background: true`) is answered "queued" before any token is spent: its bill waits in
 the owner record, and the owner's first read that finds it finished writes it — once, because
-its usage item's id is derived from the response id and the ledger's put is conditional.
+its usage item's id is derived from the response id and the ledger's put is conditional —
+whether that read is plain or streamed (`GET /responses/{id}?stream=true`).
+
+Usage the upstream did not send, or sent with numbers no bill can carry (NaN, negative, over
+`MAX_TOKENS_PER_COUNT`, …), is estimated from what was sent and seen and flagged `estimated`;
+bad numbers also log `invalid_upstream_usage` and emit the `InvalidUpstreamUsage` metric.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.store.responses import PendingBill, ResponseOwner
 from mantle_gateway.stream.relay import Observation
-from mantle_gateway.usage import TokenCounts, UsageRecord, from_responses_usage
+from mantle_gateway.usage import (
+    InvalidUsage,
+    TokenCounts,
+    UsageRecord,
+    from_chat_usage,
+    from_responses_usage,
+)
 
 _ZERO = Decimal(0)
 _WAITING = frozenset({"queued", "in_progress"})
@@ -45,8 +56,18 @@ def awaits_background_work(answer: Mapping[str, Any]) -> bool:
     return answer.get("background") is True and answer.get("status") in _WAITING
 
 
-def finished(answer: Mapping[str, Any]) -> bool:
-    return answer.get("status") in _FINISHED
+def observe(answer: Mapping[str, Any], size: int, *, chat: bool) -> Observation:
+    """What a whole (not streamed) answer of `size` bytes used: its usage, else an estimate of
+    its output (bytes / 4, as the input is estimated), and its status."""
+    observed = Observation(ended=True, events=size // 4)
+    read = from_chat_usage if chat else from_responses_usage
+    try:
+        observed.tokens = read(answer.get("usage"))
+    except InvalidUsage:
+        observed.usage_invalid = True
+    status = answer.get("status")
+    observed.status = status if isinstance(status, str) else None
+    return observed
 
 
 class Meter:
@@ -79,17 +100,21 @@ class Meter:
     def defer(self, call: Call, response_id: str) -> bool:
         """Keep a queued background response's bill (and its budget reservation) for later."""
         assert call.parsed is not None
-        pending = PendingBill(call.parsed.model, call.started, call.request.door, call.reserved)
+        pending = PendingBill(
+            call.parsed.model,
+            call.started,
+            call.request.door,
+            call.reserved,
+            input_estimate=_input_estimate(call.request.body),
+        )
         return self.remember_owner(call, response_id, pending)
 
     def record(self, call: Call, observed: Observation, *, stream: bool) -> None:
         """The usage of a request whose answer just ended (never raises: the answer is sent)."""
         assert call.parsed is not None
-        tokens = observed.tokens
-        estimated = tokens is None
-        if tokens is None:
-            # No usage from upstream (cut short): bill what was sent and seen, marked estimated.
-            tokens = TokenCounts(input=max(1, len(call.request.body) // 4), output=observed.events)
+        tokens, estimated = _measured(
+            observed, _input_estimate(call.request.body), call.request_id, call.key.key_id
+        )
         charge_window = call.rate is not None and call.rate.tpm is not None
         self._write(
             self._usage(
@@ -109,22 +134,27 @@ class Meter:
             charge_window=charge_window,
         )
 
-    def bill_background(
-        self, key_id: str, response_id: str, owner: ResponseOwner, answer: Mapping[str, Any]
-    ) -> None:
-        """Bill a finished background response once, from the answer its owner just read."""
+    def bill_background(self, call: Call, observed: Observation) -> None:
+        """Bill a background response once, from its owner's read (plain or streamed) that
+        found it finished; any other read bills nothing."""
+        owner, response_id = call.owner, call.route.response_id
+        if owner is None or owner.pending is None or response_id is None:
+            return
+        if observed.status not in _FINISHED:
+            return
         pending = owner.pending
-        assert pending is not None
-        status = answer.get("status")
+        tokens, estimated = _measured(
+            observed, pending.input_estimate, call.request_id, call.key.key_id
+        )
         record = self._usage(
             request_id="bg_" + response_id,
-            key_id=key_id,
+            key_id=call.key.key_id,
             model=pending.model,
             started=pending.started,
             door=pending.door,
-            tokens=from_responses_usage(answer.get("usage")) or TokenCounts(),
-            outcome=None if status == "completed" else str(status),
-            estimated=False,
+            tokens=tokens,
+            outcome=None if observed.status == "completed" else observed.status,
+            estimated=estimated,
             stream=False,
             surface="responses",
             response_id=response_id,
@@ -179,3 +209,20 @@ class Meter:
         except Exception:
             logger.exception("usage_record_failed", extra={"request_id": record.request_id})
             return False
+
+
+def _input_estimate(body: bytes) -> int:
+    return max(1, len(body) // 4)
+
+
+def _measured(
+    observed: Observation, input_estimate: int, request_id: str, key_id: str
+) -> tuple[TokenCounts, bool]:
+    """The tokens to bill and whether they are estimated. Usage the upstream never sent (cut
+    short) or sent with bad numbers: what was sent (body bytes / 4) and seen (events)."""
+    if observed.usage_invalid:
+        logger.warning("invalid_upstream_usage", extra={"request_id": request_id, "key_id": key_id})
+        metric("InvalidUpstreamUsage")
+    if observed.tokens is not None:
+        return observed.tokens, False
+    return TokenCounts(input=input_estimate, output=observed.events), True

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, urlencode
 
 from mantle_gateway.core import admission, auth, body, metering, routes
 from mantle_gateway.core.call import Call
@@ -31,12 +30,12 @@ from mantle_gateway.errors import (
     ServiceUnavailableError,
 )
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
-from mantle_gateway.observability import logger
+from mantle_gateway.observability import log_refusal, logger
 from mantle_gateway.store.dynamo import StoreError
-from mantle_gateway.stream.relay import Observation, Relay
+from mantle_gateway.stream.relay import Relay
 from mantle_gateway.upstream import routing, signing
 from mantle_gateway.upstream.client import UpstreamClient
-from mantle_gateway.usage import from_chat_usage, from_responses_usage
+from mantle_gateway.usage import parse_upstream_json
 
 if TYPE_CHECKING:
     import httpx
@@ -74,11 +73,17 @@ class Gateway:
 
     def handle(self, request: GatewayRequest) -> GatewayResponse:
         request_id = request.request_id or uuid.uuid4().hex
+        known: dict[str, str] = {}
         try:
-            return self._handle(request, request_id)
+            return self._handle(request, request_id, known)
         except GatewayError as err:
-            if err.status >= 500:
-                logger.warning("request_refused", extra={"status": err.status, "code": err.code})
+            log_refusal(
+                err.status,
+                err.code,
+                request_id=request_id,
+                key_id=known.get("key_id"),
+                door=request.door,
+            )
             return error_response(err, request_id)
         except Exception:
             logger.exception("unhandled_error", extra={"request_id": request_id})
@@ -86,7 +91,9 @@ class Gateway:
 
     # -- the steps, in order ------------------------------------------------------------------
 
-    def _handle(self, request: GatewayRequest, request_id: str) -> GatewayResponse:
+    def _handle(
+        self, request: GatewayRequest, request_id: str, known: dict[str, str]
+    ) -> GatewayResponse:
         started = self._clock()
         route = routes.match(
             request.method,
@@ -97,7 +104,9 @@ class Gateway:
             return GatewayResponse(200, [("content-type", JSON)], b'{"status":"ok"}')
         parsed = self._validate_body(route, request)
         now = datetime.fromtimestamp(started, UTC)
-        key = auth.authenticate(request.headers, self._keys, now)
+        key = auth.identify(request.headers, self._keys)
+        known["key_id"] = key.key_id  # for the refusal log line, from here on
+        auth.check_usable(key, now)
         if parsed is not None:
             auth.authorize_model(key, parsed.model)
             self._check_chain(key, parsed)
@@ -158,13 +167,15 @@ class Gateway:
             content = self._upstream.read_all(response)
             if call.parsed is None or not routing.is_route_error(response.status_code, content):
                 return self._upstream_refused(call, response, content)
-            # Mantle serves this model under the other prefix: retry once, remember the answer.
+            # Mantle serves this model under the other prefix: retry once; remember that prefix
+            # only once it answered (a transient route error must not send every later call
+            # the wrong way first).
             call.prefix = routing.other_prefix(call.prefix)
-            self._router.learn(call.parsed.model, call.prefix)
             response = self._send(call, payload)
             if response.status_code >= 400:
                 content = self._upstream.read_all(response)
                 return self._upstream_refused(call, response, content)
+            self._router.learn(call.parsed.model, call.prefix)
         if not call.route.billable:
             return self._passthrough(call, response)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -190,8 +201,9 @@ class Gateway:
     def _send(self, call: Call, payload: bytes) -> httpx.Response:
         request = call.request
         url = self._upstream.base_url + call.prefix + call.route.upstream_path
-        if request.query:
-            url += "?" + canonical_query(request.query)
+        query = signing.forwarded_query(request.query) if request.query else ""
+        if query:
+            url += "?" + query
         headers = signing.forwarded_headers(request.headers)
         if payload or request.method == "POST":
             headers["content-type"] = JSON
@@ -242,12 +254,8 @@ class Gateway:
     def _buffered(self, call: Call, response: httpx.Response) -> GatewayResponse:
         content = self._upstream.read_all(response)
         headers = self._answer_headers(call, response)
-        observed = Observation(ended=True)
-        answer = _json_object(content) or {}
-        usage = answer.get("usage")
-        observed.tokens = (
-            from_chat_usage(usage) if call.route.kind == "chat" else from_responses_usage(usage)
-        )
+        answer = parse_upstream_json(content) or {}
+        observed = metering.observe(answer, len(content), chat=call.route.kind == "chat")
         response_id = answer.get("id")
         call.settles = True
         if call.route.kind == "responses" and isinstance(response_id, str):
@@ -263,17 +271,24 @@ class Gateway:
         )
 
     def _passthrough(self, call: Call, response: httpx.Response) -> GatewayResponse:
-        """CRUD and /models: relayed as they are; a finished background response is billed."""
+        """CRUD and /models: relayed as they are; a background response its owner reads
+        finished (`GET /responses/{id}`, plain or `?stream=true`) is billed then, once."""
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            relay = Relay(
+                self._upstream.chunks(response),
+                surface="responses",
+                on_finish=lambda observed: self._meter.bill_background(call, observed),
+                deadline=call.request.deadline,
+                clock=self._clock,
+            )
+            headers = [*self._answer_headers(call, response), ("cache-control", "no-cache")]
+            return GatewayResponse(response.status_code, headers, relay)
         content = self._upstream.read_all(response)
         on_close = None
-        owner = call.owner
-        if owner is not None and owner.pending is not None and call.route.response_id:
-            answer = _json_object(content)
-            if answer is not None and metering.finished(answer):
-                response_id = call.route.response_id
-                on_close = lambda: self._meter.bill_background(  # noqa: E731
-                    call.key.key_id, response_id, owner, answer
-                )
+        if call.owner is not None and call.owner.pending is not None:
+            answer = parse_upstream_json(content) or {}
+            observed = metering.observe(answer, len(content), chat=False)
+            on_close = lambda: self._meter.bill_background(call, observed)  # noqa: E731
         return GatewayResponse(
             response.status_code, self._answer_headers(call, response), content, on_close
         )
@@ -281,20 +296,6 @@ class Gateway:
 
 def error_response(err: GatewayError, request_id: str) -> GatewayResponse:
     headers = [("content-type", JSON), ("x-gateway-request-id", request_id)]
-    headers += list(err.headers.items())
+    # A refusal that already carries the call's headers (budget) must not repeat the id.
+    headers += [(n, v) for n, v in err.headers.items() if n != "x-gateway-request-id"]
     return GatewayResponse(err.status, headers, err.body())
-
-
-def canonical_query(query: str) -> str:
-    """Re-encode the client's query the way SigV4 canonicalizes it (RFC 3986, spaces as %20),
-    so the bytes sent are exactly the bytes signed whatever encoding habit the client had."""
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode(pairs, quote_via=quote, safe="-_.~")
-
-
-def _json_object(content: bytes) -> dict[str, object] | None:
-    try:
-        value = json.loads(content)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from mantle_gateway.doors import function_url, rest_api
 from mantle_gateway.errors import GatewayError
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
-from mantle_gateway.observability import logger
+from mantle_gateway.observability import log_refusal, logger
 
 
 class Gateway(Protocol):
@@ -97,6 +97,7 @@ def handle_event(
         request = door.to_request(event, request_id=context.aws_request_id, deadline=deadline)
     except GatewayError as error:
         # A door's own bound (REST's 6 MB) answers before the core, in the same OpenAI shape.
+        log_refusal(error.status, error.code, request_id=context.aws_request_id)
         response = refusal(error)
     else:
         response = gateway.handle(request)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from mantle_gateway.errors import RequestTooLargeError
 from mantle_gateway.messages import GatewayRequest, GatewayResponse, normalize_headers
+from mantle_gateway.observability import log_refusal
 
 
 class Handles(Protocol):
@@ -105,6 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
             err = RequestTooLargeError(
                 f"Request body is {length} bytes; this door accepts at most {self.server.max_body}."
             )
+            log_refusal(err.status, err.code, door="local")
             self._send_plain(err.status, err.body())
             self.close_connection = True  # the unread body makes the connection unusable
             return None
@@ -113,6 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _refuse(self, status: int, message: bytes) -> None:
         from mantle_gateway.errors import error_body
 
+        log_refusal(status, None, door="local")
         self._send_plain(status, error_body(message.decode(), "invalid_request_error", None))
         self.close_connection = True
 

@@ -30,6 +30,8 @@ class PendingBill:
     started: float
     door: str
     reserved: Decimal
+    input_estimate: int = 1
+    """Input tokens to bill if the finished response reports no usable usage (body bytes / 4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class ResponseOwners:
                     "started": Decimal(repr(pending.started)),
                     "door": pending.door,
                     "reserved": pending.reserved,
+                    "input_estimate": pending.input_estimate,
                 },
                 schema.USAGE_TTL_ATTR: int(time.time()) + _RETENTION_SECONDS,
             }
@@ -102,6 +105,7 @@ class ResponseOwners:
                 started=float(pending["started"]),
                 door=str(pending["door"]),
                 reserved=Decimal(pending["reserved"]),
+                input_estimate=int(pending.get("input_estimate", 1)),
             )
             if isinstance(pending, dict)
             else None,
