@@ -223,7 +223,7 @@ def test_a_background_response_is_billed_once_whichever_way_its_owner_reads_it_f
     # THEN the first read billed it, with its real usage, and no later read billed again
     (item,) = billed
     assert item["request_id"] == "bg_" + queued.id
-    assert (item["output_tokens"], item["status"]) == (6, "ok")
+    assert (item["output_tokens"], item["status"], item["api_surface"]) == (6, "ok", "responses")
     assert "estimated" not in item
     assert len(usage_items(record.key_id, count=2, timeout=0.3)) == 1
     spend = LimitsStore(dynamo, settings.limits_table).spend(record.key_id, month())
