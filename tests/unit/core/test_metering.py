@@ -5,12 +5,14 @@ is billed only from a read that found it finished."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from mantle_gateway import observability
 from mantle_gateway.core import body, metering, routes
 from mantle_gateway.core.call import Call
 from mantle_gateway.core.pricing import PriceTable
@@ -54,6 +56,15 @@ def call(route: routes.Route, owner: ResponseOwner | None = None) -> Call:
     made = Call(request, "req_1", started, now, route, key, body.parse(BODY), rate=None)
     made.owner = owner
     return made
+
+
+@pytest.fixture(autouse=True)
+def _metrics_on() -> Iterator[None]:
+    """Metrics print EMF lines here, whatever an earlier test of the run configured."""
+    before = dict(observability._metrics)
+    observability.configure(level="INFO", metrics_namespace="MeteringTest", metrics_enabled=True)
+    yield
+    observability._metrics.update(before)
 
 
 @pytest.fixture
