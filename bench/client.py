@@ -46,13 +46,21 @@ class Target:
         return dict(request.headers.items())
 
 
-def direct(simulator_url: str) -> Target:
+def direct(simulator_url: str, api: str = "chat") -> Target:
+    """`api` "chat" (Chat Completions) or "messages" (Anthropic Messages)."""
+    if api == "messages":
+        headers = {"content-type": "application/json", **payloads.MESSAGES_HEADERS}
+        return Target(simulator_url + payloads.MESSAGES_PATH, headers, sign=True)
     return Target(
         simulator_url + payloads.CHAT_PATH, {"content-type": "application/json"}, sign=True
     )
 
 
-def via_gateway(gateway_url: str, secret: str) -> Target:
+def via_gateway(gateway_url: str, secret: str, api: str = "chat") -> Target:
+    if api == "messages":
+        headers = {"content-type": "application/json", "x-api-key": secret}
+        headers |= payloads.MESSAGES_HEADERS
+        return Target(gateway_url + payloads.GATEWAY_MESSAGES_PATH, headers, sign=False)
     return Target(
         gateway_url + payloads.GATEWAY_CHAT_PATH,
         {"content-type": "application/json", "authorization": f"Bearer {secret}"},

@@ -9,6 +9,7 @@ that separately).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import httpx
@@ -21,13 +22,12 @@ from mantle_gateway.messages import GatewayRequest
 from mantle_gateway.settings import Settings
 from mantle_gateway.simulator import SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY
 from mantle_gateway.store.keys import KeyRecord
-from mantle_gateway.store.limits import Ask, RateState, Verdict
+from mantle_gateway.store.limits import Ask, Hold, RateState, Reservation, Verdict
 from mantle_gateway.store.responses import ResponseOwner
 from mantle_gateway.upstream.client import UpstreamClient
 from mantle_gateway.upstream.signing import SigV4Signer, static_credentials
 from mantle_gateway.usage import UsageRecord
 
-_ZERO = Decimal(0)
 SECRET = "mgw_" + "b" * 43
 """A well-formed key (the format check runs as it would for a real one)."""
 
@@ -47,7 +47,10 @@ class FakeLimits:
     def admit(self, ask: Ask) -> Verdict:
         return Verdict(None, RateState(ask.rpm, ask.tpm, 1, 0, 60 - ask.now.second))
 
-    def release(self, key_id: str, month: str, amount: Decimal) -> None:
+    def release(self, reservation: Reservation) -> None:
+        return None
+
+    def sweep(self, key_id: str, month: str, holds: Sequence[Hold]) -> None:
         return None
 
 
@@ -55,9 +58,7 @@ class FakeLedger:
     def __init__(self) -> None:
         self.records = 0
 
-    def record(
-        self, record: UsageRecord, reserved: Decimal = _ZERO, *, charge_window: bool = False
-    ) -> bool:
+    def record(self, record: UsageRecord, reservation: Reservation | None = None) -> bool:
         self.records += 1
         return True
 

@@ -6,7 +6,8 @@ turns going first so slow drift favours neither. "Settled" runs wait, untimed, f
 to finish each request's usage write before sending the next one on the same connection, and
 at concurrency 1 start every request, direct or not, the same pause after the previous one
 (`bench.load`; under concurrent load nothing idles, so those runs do not pause); the
-back-to-back run does neither, and so shows what that write costs a client that does not pause.
+back-to-back run does neither: the local door writes usage on a background writer, so a client
+that does not pause should not wait for the previous request's write (issue 12).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class LatencyResult:
     concurrent: Added
     concurrency: int
     ttfb: Added
+    ttfb_messages: Added
+    """The same first-byte measure on a streamed Anthropic Messages call."""
     stream_tail: Added
     """From the `data: [DONE]` chunk to the end of the body: what the client waits on after
     the last event (the gateway's usage write when it sits before the final chunk)."""
@@ -61,7 +64,15 @@ class LatencyResult:
 def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
     body = payloads.chat_body(payloads.NON_STREAM_TOKENS, stream=False)
     stream_body = payloads.chat_body(payloads.NON_STREAM_TOKENS, stream=True)
-    runs: dict[str, list[Added]] = {"c1": [], "b2b": [], "cn": [], "ttfb": [], "tail": []}
+    messages_body = payloads.messages_body(payloads.NON_STREAM_TOKENS)
+    runs: dict[str, list[Added]] = {
+        "c1": [],
+        "b2b": [],
+        "cn": [],
+        "ttfb": [],
+        "ttfb_messages": [],
+        "tail": [],
+    }
     cpu: list[dict[str, float]] = []
     for rep in range(sizes.repeats):
         pair = _Pair(stack, first_direct=rep % 2 == 0, pause=sizes.pause_seconds)
@@ -72,6 +83,9 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
             pair.run(body, sizes.concurrency, sizes.requests_per_worker, client.timed_post)
         )
         runs["ttfb"].append(pair.run(stream_body, 1, sizes.ttfb_requests, client.first_byte))
+        runs["ttfb_messages"].append(
+            pair.run(messages_body, 1, sizes.ttfb_requests, client.first_byte, api="messages")
+        )
         runs["tail"].append(pair.run(stream_body, 1, sizes.ttfb_requests, client.done_to_end))
     return LatencyResult(
         c1=_median(runs["c1"]),
@@ -79,6 +93,7 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
         concurrent=_median(runs["cn"]),
         concurrency=sizes.concurrency,
         ttfb=_median(runs["ttfb"]),
+        ttfb_messages=_median(runs["ttfb_messages"]),
         stream_tail=_median(runs["tail"]),
         cpu_per_request={k: median([c[k] for c in cpu]) for k in cpu[0]},
     )
@@ -95,10 +110,17 @@ class _Pair:
     """CPU seconds per request of each process during the last gateway run."""
 
     def run(
-        self, body: bytes, workers: int, per_worker: int, timer: load.Timer, *, settle: bool = True
+        self,
+        body: bytes,
+        workers: int,
+        per_worker: int,
+        timer: load.Timer,
+        *,
+        settle: bool = True,
+        api: str = "chat",
     ) -> Added:
-        direct = client.direct(self.stack.simulator_url)
-        gateway = client.via_gateway(self.stack.gateway_url, self.stack.fresh_key().secret)
+        direct = client.direct(self.stack.simulator_url, api)
+        gateway = client.via_gateway(self.stack.gateway_url, self.stack.fresh_key().secret, api)
         self.stack.admin("marks")  # from here on, only this run's gateway requests are marked
         order = (direct, gateway) if self.first_direct else (gateway, direct)
         samples: dict[bool, list[float]] = {}

@@ -1,11 +1,11 @@
 """Measure 5b: the size of the Lambda deployment package and of the streaming-runtime layer.
 
 Built by the infrastructure's own packaging steps (`infra/packaging.py`, which imports no CDK):
-pip installs `requirements.txt` for arm64 / CPython 3.13 with binary wheels only and no
-bytecode, botocore is trimmed to the models the function loads, our sources are copied on top
-minus the same excludes, the whole is compiled by a local CPython 3.13 if there is one (as
-`cdk deploy` does), and each folder is zipped as a CDK asset is. A pip failure (no package
-index) is reported as "not measured", never raised.
+pip installs the hashed `requirements-lambda.lock` for arm64 / CPython 3.13 with binary wheels
+only and no bytecode, botocore is trimmed to the models the function loads, our sources are
+copied on top minus the same excludes, the whole is compiled by a local CPython 3.13 if there is
+one (as `cdk deploy` does), and each folder is zipped as a CDK asset is. A pip failure (no
+package index) is reported as "not measured", never raised.
 """
 
 from __future__ import annotations
@@ -21,14 +21,17 @@ from pathlib import Path
 from bench.procs import REPO
 from infra.packaging import (
     FUNCTION_EXCLUDES,
+    LAMBDA_PYTHON,
     LAYER_EXCLUDES,
+    LOCK_FILE,
+    PIP_PLATFORMS,
     copy_sources,
     finish_bundle,
     pip_command,
 )
 
-PLATFORM = "manylinux2014_aarch64"
-PYTHON_VERSION = "3.13"
+PLATFORMS = PIP_PLATFORMS["arm64"]
+PYTHON_VERSION = LAMBDA_PYTHON
 """The function's runtime and architecture (DESIGN §6: arm64, Python 3.13)."""
 _PIP_TIMEOUT = 600
 
@@ -76,10 +79,10 @@ def _quiet(command: Sequence[str]) -> None:
 def pip_install(target: Path) -> str:
     """Lambda-platform wheels into `target`; "" on success, else a one-line reason."""
     command = pip_command(
-        requirements=REPO / "requirements.txt",
+        lock=REPO / LOCK_FILE,
         target=target,
         python_version=PYTHON_VERSION,
-        platform=PLATFORM,
+        platforms=PLATFORMS,
     )
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=_PIP_TIMEOUT)

@@ -16,6 +16,14 @@ CHAT_PATH = "/v1/chat/completions"
 GATEWAY_CHAT_PATH = "/openai/v1/chat/completions"
 NON_STREAM_TOKENS = 16
 """Answer length of the latency requests: a short completion, like most API calls."""
+MESSAGES_MODEL = "anthropic.claude-haiku-4-5"
+MESSAGES_PATH = "/anthropic/v1/messages"
+GATEWAY_MESSAGES_PATH = "/anthropic/v1/messages"
+MESSAGES_HEADERS = {"anthropic-version": "2023-06-01"}
+"""Sent by the client on both sides (the gateway forwards it; the simulator requires it)."""
+MESSAGES_PRICE = {"input": 1.0, "output": 5.0, "cached": 0.1, "cache_write": 1.25}
+"""The bench gateway's PRICES_JSON entry for MESSAGES_MODEL, so it is priced like the chat
+model (an unpriced model costs a warning log line per request)."""
 
 
 def chat_body(max_tokens: int, *, stream: bool) -> bytes:
@@ -28,6 +36,17 @@ def chat_body(max_tokens: int, *, stream: bool) -> bytes:
     }
     if stream:
         body["stream"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def messages_body(max_tokens: int) -> bytes:
+    """A streamed Anthropic Messages request, as Claude Code and the SDKs send one."""
+    body = {
+        "model": MESSAGES_MODEL,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
+        "stream": True,
+    }
     return json.dumps(body, separators=(",", ":")).encode()
 
 

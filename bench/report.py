@@ -110,14 +110,7 @@ def _latency_rows(t: Table, m: Measured) -> None:
             number=lat.c1.added_p50 - lat.c1.dynamodb_p50,
         )
     )
-    t.add(
-        Row(
-            "added_c1_b2b",
-            "Added latency, c=1 back to back (waits for the previous usage write), p50 / p99",
-            _pair(lat.c1_back_to_back.added_p50, lat.c1_back_to_back.added_p99, sign=True),
-            number=lat.c1_back_to_back.added_p50,
-        )
-    )
+    t.add(_back_to_back(lat.c1_back_to_back))
     t.add(
         _added(
             "added_cn",
@@ -126,6 +119,13 @@ def _latency_rows(t: Table, m: Measured) -> None:
         )
     )
     t.add(_added("ttfb", "Time to first byte added, streamed chat, c=1, p50 / p99", lat.ttfb))
+    t.add(
+        _added(
+            "ttfb_messages",
+            "Time to first byte added, streamed Messages call, c=1, p50 / p99",
+            lat.ttfb_messages,
+        )
+    )
 
 
 def _added(key: str, measure: str, a: Added) -> Row:
@@ -139,6 +139,24 @@ def _added(key: str, measure: str, a: Added) -> Row:
         + f" (direct {_ms(a.direct_p50)}, gateway {_ms(a.gateway_p50)})",
         f"p50 ≤ {_ms(bound)} (DynamoDB wait {_ms(a.dynamodb_p50)} + 2 ms)",
         verdict(a.added_p50 <= bound),
+        a.added_p50,
+    )
+
+
+def _back_to_back(a: Added) -> Row:
+    """Requests sent back to back on one keep-alive connection, nothing waited for between
+    them: the previous request's usage write is on the local door's background writer, so the
+    next request should not wait for it (issue 12). The target: the added p50 within the same
+    bound as the paced row's, and a tail no worse than twice it (a request queued behind a
+    write would show at p99 first)."""
+    bound = a.dynamodb_p50 + GATEWAY_OWN_BUDGET
+    return Row(
+        "added_c1_b2b",
+        "Added latency, c=1 back to back (usage written in the background), p50 / p99",
+        _pair(a.added_p50, a.added_p99, sign=True)
+        + f" (direct {_ms(a.direct_p50)}, gateway {_ms(a.gateway_p50)})",
+        f"p50 ≤ {_ms(bound)} (DynamoDB wait {_ms(a.dynamodb_p50)} + 2 ms); p99 ≤ twice p50",
+        verdict(a.added_p50 <= bound and a.added_p99 <= 2 * a.added_p50),
         a.added_p50,
     )
 
@@ -355,8 +373,9 @@ def _notes(m: Measured) -> list[str]:
     return [
         "Added latency = gateway percentile minus direct percentile of the same repetition "
         "(direct calls are signed before the clock starts). Except in the back-to-back row, "
-        "each client waits, untimed, for the gateway to finish a request's usage write before "
-        "its next request, which a keep-alive connection would otherwise queue behind; and at "
+        "each client waits, untimed, for the gateway to finish a request's usage write (on the "
+        "local door's background writer) before its next request, so no write runs beside the "
+        "request timed; and at "
         "c=1 every request, direct or via the gateway, starts the same pause after the "
         "previous one: on this VM an idle pause alone slows the next request (direct p50 "
         "~0.65 ms back to back, ~1.2 ms after 5 ms idle), so pacing only the gateway side "
@@ -372,7 +391,9 @@ def _notes(m: Measured) -> list[str]:
         "the probe does not see. The gateway_share row shows the result against the probe too.",
         "The gateway's own share is an upper bound here: right after each answer the gateway "
         "writes usage (botocore, then moto), which competes with the reading client for the "
-        "same 2 cores.",
+        "same 2 cores. Back to back, that write runs beside the next request (the local door "
+        "writes usage in the background), and the next request's admission waits on moto "
+        "behind it: that wait is in the row's DynamoDB wait.",
         f"At c={c} all four processes share 2 cores and moto runs every DynamoDB call under "
         "one GIL and runs its writes one at a time, so the latencies are moto's queue. "
         "DynamoDB is emptied before each measure: moto's TransactWriteItems deep-copies the "

@@ -55,6 +55,7 @@ def _simulator(ready: Path) -> None:
 
 
 def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
+    from bench import payloads
     from mantle_gateway import wiring
     from mantle_gateway.doors.local import serve
     from mantle_gateway.settings import Settings
@@ -68,14 +69,17 @@ def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
             "MANTLE_ENDPOINT_URL": simulator_url,
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
             "POWERTOOLS_METRICS_NAMESPACE": "MantleGatewayBench",
+            "PRICES_JSON": json.dumps({payloads.MESSAGES_MODEL: payloads.MESSAGES_PRICE}),
         }
     )
     log = CallLog()
     dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
     log.watch(dynamo)
     credentials = static_credentials(SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY)
-    gateway = wiring.build(settings, credentials=log.marking(credentials), dynamo=dynamo)
-    server = serve(Tap(gateway, log), "127.0.0.1", 0, settings.max_request_bytes)
+    gateway, usage_writer = wiring.build_local(
+        settings, credentials=log.marking(credentials), dynamo=dynamo
+    )
+    server = serve(Tap(gateway, log, usage_writer), "127.0.0.1", 0, settings.max_request_bytes)
     _ready(ready, server.url)
     server.serve_forever()
 

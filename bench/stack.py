@@ -110,7 +110,7 @@ class Stack:
             monthly_budget_usd=Decimal(1_000_000),
             rpm=1_000_000,
             tpm=1_000_000_000,
-            models=("openai.gpt-oss-*",),
+            models=("openai.gpt-oss-*", "anthropic.claude-*"),
         )
         return IssuedKey(secret, record)
 

@@ -11,9 +11,9 @@
 - `Tap`: wraps the `Gateway` as the local door's handler and answers `/__bench/*` itself: the
   marks, the process's CPU time and memory (resident set and its high-water mark, which Linux
   lets a process reset through `/proc/self/clear_refs`), and `settled?id=…`, which returns once
-  that request's answer is closed and its usage written. A client that waits for it before its
-  next request times each request alone, not queued behind the previous one's usage write on the
-  same keep-alive connection (the door, like a Lambda instance, serves one request at a time).
+  that request's answer is closed and its usage written (the local door writes usage on a
+  background writer: `settled` also waits for that writer to be idle). A client that waits for
+  it before its next request times each request alone, with no usage write running beside it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from botocore.credentials import ReadOnlyCredentials
 
     from mantle_gateway.core.pipeline import Gateway
+    from mantle_gateway.errors import GatewayError
+    from mantle_gateway.store.background_ledger import BackgroundLedger
     from mantle_gateway.store.dynamo import Dynamo
 
 ADMIN_PREFIX = "/__bench/"
@@ -132,10 +134,16 @@ class _MarkedResponse(GatewayResponse):
 class Tap:
     """The local door's handler: the gateway plus the `/__bench/*` control answers."""
 
-    def __init__(self, gateway: Gateway, log: CallLog) -> None:
+    def __init__(self, gateway: Gateway, log: CallLog, usage_writer: BackgroundLedger) -> None:
         self._gateway = gateway
         self._log = log
+        self._usage_writer = usage_writer
         self._pending = _Pending()
+
+    def precheck(self, request: GatewayRequest) -> GatewayError | None:
+        if request.path.startswith(ADMIN_PREFIX):
+            return None
+        return self._gateway.precheck(request)
 
     def handle(self, request: GatewayRequest) -> GatewayResponse:
         if request.path.startswith(ADMIN_PREFIX):
@@ -151,7 +159,8 @@ class Tap:
             return {"marks": self._log.drain()}
         if action == "settled":
             request_id = parse_qs(query).get("id", [""])[0]
-            return {"settled": self._pending.wait(request_id, timeout=30.0)}
+            closed = self._pending.wait(request_id, timeout=30.0)
+            return {"settled": closed and self._usage_writer.wait_idle(timeout=30.0)}
         if action == "memory/reset":
             return {"reset": reset_peak_memory(), **memory()}
         if action == "memory":

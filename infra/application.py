@@ -25,6 +25,7 @@ from infra.constructs.gateway_function import ARCHITECTURE, RUNTIME
 from infra.data_stack import DataStack
 from infra.gateway_stack import GatewayStack
 from infra.nag import add_checks
+from infra.packaging import LOCK_FILE
 from infra.stages import StageConfig, parse_stages, select_stages
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ def build(app: App, *, project_root: Path = PROJECT_ROOT) -> list[StageStacks]:
         # One Code per stack (CDK binds an asset to one stack); CDK stages identical assets once.
         code = python_function_code(
             source_dir=project_root / "functions",
-            requirements=project_root / "requirements.txt",
+            lock=project_root / LOCK_FILE,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
         )

@@ -2,8 +2,9 @@
 
 CDK calls `LocalPythonBundling.try_bundle(output_dir, ...)` while staging an asset (only for the
 stacks it is asked to bundle: `cdk synth`/`deploy` of those stacks, or `python app.py`). It installs
-`requirements.txt` for the Lambda platform with pip's cross-platform flags, then copies our sources
-on top, into `output_dir` — the directory CDK hands us under `cdk.out/`, never the repository.
+the hashed lock `requirements-lambda.lock` for the Lambda platform with pip's cross-platform flags,
+then copies our sources on top, into `output_dir` — the directory CDK hands us under `cdk.out/`,
+never the repository.
 https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.ILocalBundling.html
 https://repost.aws/knowledge-center/lambda-python-package-compatible
 
@@ -11,8 +12,8 @@ Returning True tells CDK not to fall back to Docker; a failing pip raises, so a 
 never silently turns into a Docker attempt.
 
 The asset hash is CDK's source fingerprint (the sources minus `exclude`) plus the bundling
-options; the requirements file lives outside the source folder, so its SHA-256 is put into the
-bundling options' environment to make a dependency change produce a new asset.
+options; the lock lives outside the source folder, so its SHA-256 is put into the bundling
+options' environment to make a dependency change produce a new asset.
 """
 
 from __future__ import annotations
@@ -49,37 +50,37 @@ class LocalPythonBundling:
         self,
         *,
         source_dir: Path,
-        requirements: Path,
+        lock: Path,
         excludes: Sequence[str],
         python_version: str,
-        platform: str,
+        platforms: Sequence[str],
         run: Runner = run_command,
         find_python: Callable[[str], str | None] = find_runtime_python,
     ) -> None:
         self.source_dir = source_dir
-        self.requirements = requirements
+        self.lock = lock
         self.excludes = tuple(excludes)
         self.python_version = python_version
-        self.platform = platform
+        self.platforms = tuple(platforms)
         self._run = run
         self._find_python = find_python
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
         target = Path(output_dir)
         command = pip_command(
-            requirements=self.requirements,
+            lock=self.lock,
             target=target,
             python_version=self.python_version,
-            platform=self.platform,
+            platforms=self.platforms,
         )
         try:
             self._run(command)
         except subprocess.CalledProcessError as exc:
             raise BundlingError(
-                f"pip exited with {exc.returncode} installing {self.requirements.name} for "
-                f"{self.platform}/cp{self.python_version.replace('.', '')} (is the package index "
-                "reachable?); templates alone: SKIP_BUNDLING=1 make synth, or "
-                "cdk synth -c skipBundling=true"
+                f"pip exited with {exc.returncode} installing {self.lock.name} for "
+                f"{self.platforms[0]}/cp{self.python_version.replace('.', '')} (is the package "
+                "index reachable? a hash mismatch: run make lock); templates alone: "
+                "SKIP_BUNDLING=1 make synth, or cdk synth -c skipBundling=true"
             ) from exc
         compiled_by = finish_bundle(
             target,
@@ -102,21 +103,21 @@ class LocalPythonBundling:
 def python_function_code(
     *,
     source_dir: Path,
-    requirements: Path,
+    lock: Path,
     runtime: lambda_.Runtime,
     architecture: lambda_.Architecture,
     excludes: Sequence[str] = FUNCTION_EXCLUDES,
 ) -> lambda_.Code:
-    """The function's code asset: sources from `source_dir` plus pinned runtime dependencies."""
+    """The function's code asset: sources from `source_dir` plus the locked dependencies."""
     python_version = runtime.name.removeprefix("python")
-    platform = PIP_PLATFORMS[architecture.name]
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    platforms = PIP_PLATFORMS[architecture.name]
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
     bundler = LocalPythonBundling(
         source_dir=source_dir,
-        requirements=requirements,
+        lock=lock,
         excludes=excludes,
         python_version=python_version,
-        platform=platform,
+        platforms=platforms,
     )
     return lambda_.Code.from_asset(
         str(source_dir),
@@ -126,8 +127,8 @@ def python_function_code(
             image=runtime.bundling_image,
             local=bundler,
             environment={
-                "REQUIREMENTS_SHA256": digest,
-                "PIP_PLATFORM": platform,
+                "LOCK_SHA256": digest,
+                "PIP_PLATFORMS": ",".join(platforms),
                 "PIP_PYTHON_VERSION": python_version,
             },
         ),

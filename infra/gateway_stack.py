@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.cdk_values import log_retention, removal_policy
+from infra.constructs.budget_alerts import BudgetAlerts
 from infra.constructs.function_url import GatewayFunctionUrl
 from infra.constructs.gateway_function import METRICS_NAMESPACE, SERVICE_NAME, GatewayFunction
 from infra.constructs.monitoring import GatewayMonitoring
@@ -44,6 +45,7 @@ class GatewayStack(Stack):
             usage_table_name=tables.usage.table_name,
             limits_table_name=tables.limits.table_name,
             enable_openai_passthrough=config.enable_openai_passthrough,
+            enable_anthropic_passthrough=config.enable_anthropic_passthrough,
             log_level=config.log_level,
             log_retention=retention,
             removal_policy=removal,
@@ -53,6 +55,7 @@ class GatewayStack(Stack):
             default_tpm=config.default_tpm,
             mantle_region=config.mantle_region,
             mantle_endpoint_url=config.mantle_endpoint_url,
+            mantle_projects=config.mantle_projects,
         )
         tables.grant_gateway_runtime(gateway.function)
 
@@ -74,7 +77,7 @@ class GatewayStack(Stack):
             log_retention=retention,
             removal_policy=removal,
         )
-        GatewayMonitoring(
+        monitoring = GatewayMonitoring(
             self,
             "Monitoring",
             stage_name=config.name,
@@ -85,6 +88,14 @@ class GatewayStack(Stack):
             alarms_enabled=config.alarms,
             alarm_email=config.alarm_email,
         )
+        BudgetAlerts(
+            self,
+            "BudgetAlerts",
+            stage_name=config.name,
+            function=gateway.function,
+            thresholds=config.budget_alert_thresholds,
+            topic=monitoring.topic,
+        )
 
         CfnOutput(self, "FunctionUrl", value=url.url.url, description="Function URL (streaming)")
         CfnOutput(
@@ -93,11 +104,23 @@ class GatewayStack(Stack):
             value=Fn.join("", [url.url.url, "openai/v1"]),
             description="base_url for OpenAI SDKs through the Function URL",
         )
+        CfnOutput(
+            self,
+            "AnthropicBaseUrl",
+            value=Fn.join("", [url.url.url, "anthropic"]),
+            description="base URL for Anthropic SDKs and Claude Code through the Function URL",
+        )
         CfnOutput(self, "RestApiUrl", value=rest.api.url, description="REST API stage URL")
         CfnOutput(
             self,
             "RestApiOpenAiBaseUrl",
             value=rest.openai_base_url,
             description="base_url for OpenAI SDKs through the REST API",
+        )
+        CfnOutput(
+            self,
+            "RestApiAnthropicBaseUrl",
+            value=rest.anthropic_base_url,
+            description="base URL for Anthropic SDKs and Claude Code through the REST API",
         )
         CfnOutput(self, "FunctionName", value=gateway.function.function_name)

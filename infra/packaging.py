@@ -1,6 +1,11 @@
 """How the Lambda bundle is made, with no CDK import: what is left out, the pip call for the
 Lambda platform, copying sources, trimming botocore. `infra/bundling.py` runs it inside CDK's
 asset staging; `bench/` builds the same bundle to measure it without starting jsii.
+
+Two machines build the same bundle: pip installs exactly the pinned, hashed files of
+`requirements-lambda.lock` (`--require-hashes --no-deps`), which `infra/lock.py` resolves from
+`requirements.txt` for the Lambda platform (not for the machine that runs pip); the bytecode is
+compiled with the runtime's paths (`/var/task/...`), not the build folder's.
 """
 
 from __future__ import annotations
@@ -30,7 +35,35 @@ FUNCTION_EXCLUDES: tuple[str, ...] = (
     ".DS_Store",
 )
 
-PIP_PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+LOCK_FILE = "requirements-lambda.lock"
+"""At the project root: the function's dependencies, each pinned with its hashes, for the
+Lambda platform below (`make lock` writes it from requirements.txt)."""
+
+LAMBDA_PYTHON = "3.13"
+LAMBDA_TASK_ROOT = "/var/task"
+LAMBDA_GLIBC_MINOR = 34
+"""The python3.12+ runtimes run on Amazon Linux 2023, whose glibc is 2.34: wheels up to
+manylinux_2_34 load there."""
+MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
+"""Lambda architecture name → the machine name in wheel platform tags."""
+
+
+def manylinux_platforms(machine: str, glibc_minor: int = LAMBDA_GLIBC_MINOR) -> tuple[str, ...]:
+    """Every manylinux tag a CPython on glibc 2.`glibc_minor` accepts for `machine`, newest
+    first, with the legacy aliases (PEP 600; PEP 599/571/513). pip derives none of them from
+    another, so each is passed: with only `manylinux2014_aarch64`, a package whose current
+    release ships `manylinux_2_28_aarch64` wheels alone would not install."""
+    floor = 17 if machine == "aarch64" else 5  # the oldest manylinux each machine has
+    aliases = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags: list[str] = []
+    for minor in range(glibc_minor, floor - 1, -1):
+        tags.append(f"manylinux_2_{minor}_{machine}")
+        if minor in aliases:
+            tags.append(f"{aliases[minor]}_{machine}")
+    return tuple(tags)
+
+
+PIP_PLATFORMS = {name: manylinux_platforms(machine) for name, machine in MACHINES.items()}
 
 
 class BundlingError(RuntimeError):
@@ -69,19 +102,23 @@ def copy_sources(source: Path, target: Path, excludes: Sequence[str]) -> list[st
 
 
 def pip_command(
-    *, requirements: Path, target: Path, python_version: str, platform: str
+    *, lock: Path, target: Path, python_version: str, platforms: Sequence[str]
 ) -> list[str]:
-    """The pip call that fetches Lambda-compatible wheels on any host (binary wheels only)."""
+    """The pip call that installs the lock's wheels for Lambda on any host: binary wheels only,
+    each file checked against its hash, nothing resolved (the lock is complete for the target;
+    resolving again would evaluate environment markers for the host's Python)."""
     return [
         sys.executable, "-m", "pip", "install",
-        "--platform", platform,
+        *(option for platform in platforms for option in ("--platform", platform)),
         "--implementation", "cp",
         "--python-version", python_version,
         "--only-binary=:all:",
+        "--require-hashes",
+        "--no-deps",
         "--no-compile",
         "--disable-pip-version-check",
         "--quiet",
-        "-r", str(requirements),
+        "-r", str(lock),
         "-t", str(target),
     ]  # fmt: skip
 
@@ -128,9 +165,11 @@ def find_runtime_python(version: str) -> str | None:
 def compile_bytecode(target: Path, interpreter: str, run: Runner = run_command) -> bool:
     """Compile the bundle with the runtime's own CPython so Lambda, whose /var/task is
     read-only, does not compile every module again on every cold start. `unchecked-hash`
-    .pyc files are used without comparing source timestamps, which zipping may change.
+    .pyc files are used without comparing source timestamps, which zipping may change; `-d`
+    records each module's path as it will be in Lambda (tracebacks name `/var/task/...`)
+    instead of the build folder's, which differs per machine and would change every .pyc.
     False (the bundle still works, only colder) when some file could not be compiled."""
-    command = [interpreter, "-m", "compileall", "-q", "-j", "0"]
+    command = [interpreter, "-m", "compileall", "-q", "-j", "0", "-d", LAMBDA_TASK_ROOT]
     command += ["--invalidation-mode", "unchecked-hash", str(target)]
     try:
         run(command)
@@ -154,9 +193,19 @@ def finish_bundle(
     trim_botocore_data(target)
     copy_sources(source_dir, target, excludes)
     interpreter = find_python(python_version)
-    if interpreter is not None and compile_bytecode(target, interpreter, run):
-        return interpreter
-    return None
+    compiled = interpreter is not None and compile_bytecode(target, interpreter, run)
+    normalize_modes(target)
+    return interpreter if compiled else None
+
+
+def normalize_modes(target: Path) -> None:
+    """Files 0644, folders 0755, whatever the umask that pip and git ran under: Lambda reads the
+    package as another user, so it needs them readable by all, and the asset zip stores each
+    file's mode, so two machines with different umasks would otherwise build different zips.
+    (re:Post knowledge center "lambda-deployment-package-errors": 644 files, 755 folders)."""
+    target.chmod(0o755)
+    for path in target.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 LAYER_EXCLUDES: tuple[str, ...] = ("__pycache__", "*.pyc", "tests", ".gitkeep", ".DS_Store")

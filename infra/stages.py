@@ -2,7 +2,8 @@
 
 cdk.json holds `context.stages`, one object per stage (`dev`, `prod`, more by adding entries):
 
-    "stages": {"dev": {"enableOpenaiPassthrough": true, "logRetentionDays": 7, ...}}
+    "stages": {"dev": {"enableOpenaiPassthrough": true, "enableAnthropicPassthrough": true,
+                       "logRetentionDays": 7, ...}}
 
 `parse_stages` turns that mapping into frozen `StageConfig` objects and raises `StageConfigError`
 whose message is one line naming the stage and the field (`stage 'dev': logRetentionDays: ...`).
@@ -34,6 +35,7 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://[^/\s]+\S*$")
+_PROJECT = re.compile(r"^(proj_[A-Za-z0-9]+|default)$")
 
 # Lambda hard limits: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 MEMORY_MB_RANGE = (128, 10240)
@@ -68,6 +70,12 @@ class StageConfig:
     api_throttle_rate_limit: int = 50
     api_throttle_burst_limit: int = 100
     cors_allowed_origins: tuple[str, ...] = ("*",)
+    enable_anthropic_passthrough: bool = True
+    """`/anthropic/v1/...` (Claude Code, Anthropic SDKs); off answers 404 there."""
+    mantle_projects: tuple[str, ...] = ()
+    """The Mantle projects the function may use (IAM names their ARNs); empty: any of them."""
+    budget_alert_thresholds: tuple[int, ...] = (50, 80, 100)
+    """Percent of a key's monthly budget at which one alert is sent (keys may set their own)."""
 
 
 class _Fields:
@@ -135,6 +143,17 @@ class _Fields:
                 raise self.fail(field, f"{item!r} is not {what}")
         return tuple(value)
 
+    def percents(self, field: str, default: tuple[int, ...]) -> tuple[int, ...]:
+        """A list of whole percents 1..1000, sorted and without repeats; [] is allowed (none)."""
+        value = self._get(field, default, False)
+        if isinstance(value, tuple):
+            return value
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000 for v in value
+        ):
+            raise self.fail(field, f"{value!r} is not a list of whole percents 1..1000")
+        return tuple(sorted(set(value)))
+
     def limits(self, field: str) -> tuple[int, int]:
         value = self._get(field, None, True)
         if not isinstance(value, Mapping) or set(value) != {"rpm", "tpm"}:
@@ -162,6 +181,7 @@ def parse_stage(name: str, raw: object) -> StageConfig:
     config = StageConfig(
         name=name,
         enable_openai_passthrough=f.flag("enableOpenaiPassthrough"),
+        enable_anthropic_passthrough=f.flag("enableAnthropicPassthrough", True),
         log_retention_days=f.choice("logRetentionDays", LOG_RETENTION_DAYS),
         removal_policy=removal,
         pitr=f.flag("pitr"),
@@ -186,6 +206,13 @@ def parse_stage(name: str, raw: object) -> StageConfig:
             lambda o: o == "*" or bool(_URL.match(o)),
             "'*' or an http(s) origin",
             ("*",),
+        ),
+        budget_alert_thresholds=f.percents("budgetAlertThresholds", (50, 80, 100)),
+        mantle_projects=f.strings(
+            "mantleProjects",
+            lambda p: bool(_PROJECT.match(p)),
+            "a Mantle project id (proj_… or default)",
+            (),
         ),
     )
     f.reject_unknown()

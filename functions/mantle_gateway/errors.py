@@ -4,11 +4,18 @@
     GatewayError                  500     api_error / internal_error     api_error
     ├── InvalidRequestError       400     invalid_request_error / invalid_request
     │   │                                                              invalid_request_error
-    │   └── RequestTooLargeError  413     … / request_too_large          request_too_large
+    │   ├── RequestTooLargeError  413     … / request_too_large          request_too_large
+    │   ├── RequestTimeoutError   408     … / request_timeout            invalid_request_error
+    │   ├── LengthRequiredError   411     … / length_required            invalid_request_error
+    │   ├── UriTooLongError       414     … / uri_too_long               invalid_request_error
+    │   ├── HeadersTooLargeError  431     … / headers_too_large          invalid_request_error
+    │   └── HttpVersionError      505     … / http_version_not_supported invalid_request_error
     ├── AuthenticationError       401     authentication_error / invalid_api_key
     │                                                                  authentication_error
     ├── PermissionDeniedError     403     permission_error / model_not_permitted
-    │                                                                  permission_error
+    │   │                                                              permission_error
+    │   ├── ModelNotPricedError   403     … / model_not_priced           permission_error
+    │   └── ProjectNotPermittedError 403  … / project_not_permitted      permission_error
     ├── NotFoundError             404     not_found / not_found          not_found_error
     ├── MethodNotAllowedError     405     invalid_request_error / method_not_allowed
     │                                                                  invalid_request_error
@@ -23,10 +30,17 @@
     └── ServiceUnavailableError   503     api_error / service_unavailable
                                                                        overloaded_error
 
+408, 411, 414, 431 and 505 are the local door's own, for what never reaches the core (how the
+request is framed, how long it takes to arrive); 505 is a 5xx status for a client's choice, as
+HTTP defines it.
+
 OpenAI: `{"error": {"message", "type", "code", "param"}}`. Anthropic (every path under
 `/anthropic/`): `{"type": "error", "error": {"type", "message"}}`; Anthropic's types carry no
-code, so the message says which limit refused. Only `core/pipeline.py` and the doors turn these
-into answers, through `body(shape)`. Messages are written by us, never copied from an exception
+code, so the message says which limit refused. An Anthropic-shaped refusal that no retry can
+fix (every 4xx but the rate limit) also says `x-should-retry: false`, the header Anthropic's
+SDKs obey: without it Claude Code retries a 401 with backoff for minutes instead of failing.
+Only `core/pipeline.py` and the doors turn these into answers, through `body(shape)` and
+`answer_headers(shape)`. Messages are written by us, never copied from an exception
 of a library, so no internal detail or secret reaches a client.
 """
 
@@ -56,6 +70,9 @@ class GatewayError(Exception):
     type = "api_error"
     code: str | None = "internal_error"
     anthropic_type = "api_error"
+    retryable = True
+    """False when the same request can only be refused again (a client's mistake, a spent
+    budget); true for rate limits and the gateway's or the upstream's failures."""
 
     def __init__(
         self,
@@ -71,6 +88,13 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
         self.headers: dict[str, str] = dict(headers or {})
+
+    def answer_headers(self, shape: Shape = "openai") -> list[tuple[str, str]]:
+        """The refusal's own headers (`allow`, `retry-after`, rate limits) for this shape."""
+        headers = list(self.headers.items())
+        if shape == "anthropic" and not self.retryable:
+            headers.append(("x-should-retry", "false"))
+        return headers
 
     def body(self, shape: Shape = "openai") -> bytes:
         if shape == "anthropic":
@@ -95,6 +119,7 @@ class InvalidRequestError(GatewayError):
     type = "invalid_request_error"
     code = "invalid_request"
     anthropic_type = "invalid_request_error"
+    retryable = False
 
 
 class RequestTooLargeError(InvalidRequestError):
@@ -103,11 +128,37 @@ class RequestTooLargeError(InvalidRequestError):
     anthropic_type = "request_too_large"
 
 
+class RequestTimeoutError(InvalidRequestError):
+    status = 408
+    code = "request_timeout"
+
+
+class LengthRequiredError(InvalidRequestError):
+    status = 411
+    code = "length_required"
+
+
+class UriTooLongError(InvalidRequestError):
+    status = 414
+    code = "uri_too_long"
+
+
+class HeadersTooLargeError(InvalidRequestError):
+    status = 431
+    code = "headers_too_large"
+
+
+class HttpVersionError(InvalidRequestError):
+    status = 505
+    code = "http_version_not_supported"
+
+
 class AuthenticationError(GatewayError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
     anthropic_type = "authentication_error"
+    retryable = False
 
 
 class PermissionDeniedError(GatewayError):
@@ -115,6 +166,37 @@ class PermissionDeniedError(GatewayError):
     type = "permission_error"
     code = "model_not_permitted"
     anthropic_type = "permission_error"
+    retryable = False
+
+
+class ModelNotPricedError(PermissionDeniedError):
+    """A key with a monthly budget asked for a model the gateway has no price for: its cost could
+    not be reserved nor charged, so the budget could not hold (fail closed)."""
+
+    code = "model_not_priced"
+
+    @classmethod
+    def of(cls, model: str, key_id: str) -> ModelNotPricedError:
+        return cls(
+            f"Model {model} has no price in this gateway and key {key_id} has a monthly budget; "
+            "use a priced model, or have the operator price it (PRICES_JSON).",
+            param="model",
+        )
+
+
+class ProjectNotPermittedError(PermissionDeniedError):
+    """The client named a Mantle project (`OpenAI-Project`) other than the one its key is bound
+    to: the key's project is what AWS bills, so another one is refused rather than replaced."""
+
+    code = "project_not_permitted"
+
+    @classmethod
+    def of(cls, key_id: str, project: str) -> ProjectNotPermittedError:
+        return cls(
+            f"API key {key_id} is bound to Mantle project {project}; send that OpenAI-Project "
+            "header or none.",
+            param="OpenAI-Project",
+        )
 
 
 class NotFoundError(GatewayError):
@@ -122,6 +204,7 @@ class NotFoundError(GatewayError):
     type = "not_found"
     code = "not_found"
     anthropic_type = "not_found_error"
+    retryable = False
 
 
 class MethodNotAllowedError(GatewayError):
@@ -129,6 +212,7 @@ class MethodNotAllowedError(GatewayError):
     type = "invalid_request_error"
     code = "method_not_allowed"
     anthropic_type = "invalid_request_error"
+    retryable = False
 
 
 class RateLimitError(GatewayError):
@@ -143,6 +227,7 @@ class BudgetExceededError(GatewayError):
     type = "insufficient_quota"
     code = "budget_exceeded"
     anthropic_type = "rate_limit_error"
+    retryable = False
 
 
 class UpstreamError(GatewayError):

@@ -36,6 +36,9 @@ class GatewayRequest:
     """Which door took the request: "local", "function_url" or "rest_api" (recorded in usage)."""
     deadline: float | None = None
     """Epoch seconds by which the whole answer must be sent (Lambda's remaining time)."""
+    max_silence: float | None = None
+    """Seconds the door may go without sending a byte, if it has such a limit (the REST door:
+    a regional REST API ends a response that is silent for 5 minutes)."""
     request_id: str = ""
     """The door's own request id if it has one (Lambda's); the core makes one otherwise."""
 

@@ -19,6 +19,10 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _PRICE_FIELDS = frozenset({"input", "output", "cached", "cache_write"})
 
+DEFAULT_ALERT_THRESHOLDS = (50, 80, 100)
+MAX_ALERT_THRESHOLD = 1000
+_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
 DEFAULT_ROUTE_RULES: tuple[tuple[str, str], ...] = (
     # reference/mantle-facts.md §1.2: the OpenAI frontier family, Gemma 4 and Grok live under
     # /openai/v1; everything else (gpt-oss, Qwen, DeepSeek, Mistral, …) under /v1.
@@ -41,6 +45,8 @@ class Settings:
     usage_table: str = schema.DEFAULT_USAGE_TABLE
     limits_table: str = schema.DEFAULT_LIMITS_TABLE
     enable_openai_passthrough: bool = True
+    enable_anthropic_passthrough: bool = True
+    """Serve the Anthropic Messages surface under `/anthropic/v1` (ENABLE_ANTHROPIC_PASSTHROUGH)."""
     log_level: str = "INFO"
     key_cache_ttl_seconds: float = 30.0
     upstream_connect_timeout_seconds: float = 5.0
@@ -53,10 +59,24 @@ class Settings:
     """The stage's limits for keys that have none of their own (DEFAULT_KEY_RPM / _TPM)."""
     budget_default_output_tokens: int = 4096
     """Output tokens assumed when reserving budget for a request that sets no max tokens."""
+    reservation_expiry_seconds: float = 900.0
+    """How long a budget reservation lasts without a deadline from the door (the local door) or
+    for a background response: after it, a reservation no request settled is released
+    (RESERVATION_EXPIRY_SECONDS; docs/decisions/0006)."""
     metrics_namespace: str = "MantleGateway"
     metrics_enabled: bool = True
     bedrock_api_key: str | None = field(default=None, repr=False)
     """Bearer mode: sent upstream instead of a SigV4 signature when set (never logged)."""
+    budget_alert_thresholds: tuple[int, ...] = DEFAULT_ALERT_THRESHOLDS
+    """Percent of a key's monthly budget at which one event is emitted, for keys that set none
+    of their own (BUDGET_ALERT_THRESHOLDS="50,80,100"; "none": no alerts)."""
+    budget_alert_events: str = "log"
+    """Where a budget alert goes: `log` (one JSON line, as `serve` does) or `eventbridge` (the
+    default bus, as the deployed function does; BUDGET_ALERT_EVENTS)."""
+    events_endpoint_url: str | None = None
+    """EventBridge endpoint override (AWS_ENDPOINT_URL_EVENTS, botocore's convention)."""
+    stage: str = "local"
+    """The deployment's stage name, named in budget alerts (GATEWAY_STAGE)."""
 
     @classmethod
     def load(cls) -> Settings:
@@ -90,6 +110,7 @@ class Settings:
             usage_table=_name(env, "USAGE_TABLE", schema.DEFAULT_USAGE_TABLE),
             limits_table=_name(env, "LIMITS_TABLE", schema.DEFAULT_LIMITS_TABLE),
             enable_openai_passthrough=_flag(env, "ENABLE_OPENAI_PASSTHROUGH", True),
+            enable_anthropic_passthrough=_flag(env, "ENABLE_ANTHROPIC_PASSTHROUGH", True),
             log_level=_log_level(env),
             key_cache_ttl_seconds=ttl,
             upstream_connect_timeout_seconds=_number(
@@ -108,9 +129,16 @@ class Settings:
             budget_default_output_tokens=int(
                 _number(env, "BUDGET_DEFAULT_OUTPUT_TOKENS", 4096, low=1, high=1_000_000)
             ),
+            reservation_expiry_seconds=_number(
+                env, "RESERVATION_EXPIRY_SECONDS", 900.0, low=60.0, high=86_400.0
+            ),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "MantleGateway",
             metrics_enabled=not _flag(env, "POWERTOOLS_METRICS_DISABLED", False),
             bedrock_api_key=env.get("BEDROCK_API_KEY") or None,
+            budget_alert_thresholds=_thresholds(env),
+            budget_alert_events=_choice(env, "BUDGET_ALERT_EVENTS", ("log", "eventbridge")),
+            events_endpoint_url=_url(env, "AWS_ENDPOINT_URL_EVENTS"),
+            stage=_stage(env),
         )
 
 
@@ -153,6 +181,55 @@ def _optional_int(env: Mapping[str, str], var: str) -> int | None:
     if not raw.isdigit() or int(raw) <= 0:
         raise ConfigError(f"{var}: {raw!r} is not a positive whole number")
     return int(raw)
+
+
+def parse_thresholds(raw: str) -> tuple[int, ...]:
+    """ "50,80,100" → (50, 80, 100), sorted and without repeats; "none" → () (no alerts).
+    Raises ValueError with a one-line reason."""
+    if raw.strip().lower() == "none":
+        return ()
+    values: set[int] = set()
+    for part in raw.split(","):
+        text = part.strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_ALERT_THRESHOLD:
+            raise ValueError(
+                f"{text!r} is not a whole percent 1..{MAX_ALERT_THRESHOLD} "
+                "(give e.g. 50,80,100 or none)"
+            )
+        values.add(int(text))
+    return tuple(sorted(values))
+
+
+def _thresholds(env: Mapping[str, str]) -> tuple[int, ...]:
+    raw = env.get("BUDGET_ALERT_THRESHOLDS", "").strip()
+    if not raw:
+        return DEFAULT_ALERT_THRESHOLDS
+    try:
+        return parse_thresholds(raw)
+    except ValueError as exc:
+        raise ConfigError(f"BUDGET_ALERT_THRESHOLDS: {exc}") from None
+
+
+def _choice(env: Mapping[str, str], var: str, options: tuple[str, ...]) -> str:
+    """One of `options` (the first is the default)."""
+    value = (env.get(var) or options[0]).strip().lower()
+    if value not in options:
+        raise ConfigError(f"{var}: {value!r} is not {' or '.join(options)}")
+    return value
+
+
+def _url(env: Mapping[str, str], var: str) -> str | None:
+    value = env.get(var) or None
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ConfigError(f"{var}: {value!r} is not an http(s) URL")
+    return value.rstrip("/") if value else None
+
+
+def _stage(env: Mapping[str, str]) -> str:
+    value = env.get("GATEWAY_STAGE") or "local"
+    if not _STAGE.match(value):
+        raise ConfigError(f"GATEWAY_STAGE: {value!r} is not a stage name (letters, digits, - _)")
+    return value
 
 
 def _log_level(env: Mapping[str, str]) -> str:

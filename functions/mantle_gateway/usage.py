@@ -6,7 +6,8 @@ Value types shared by `stream/` (reads usage from events), `store/` (writes the 
 Sparse attributes are absent, never zero or empty: `api_surface` is written only by the
 passthrough surfaces, `reasoning_tokens` and `cache_write_tokens` only when non-zero, `estimated`
 only when the upstream never reported usage (a client that disconnects early is still billed for
-what it received) or reported numbers no bill can carry (`InvalidUsage`).
+what it received) or reported numbers no bill can carry (`InvalidUsage`), `project` only when
+the request named a Mantle project upstream.
 """
 
 from __future__ import annotations
@@ -82,6 +83,25 @@ def from_responses_usage(usage: Any) -> TokenCounts | None:
     )
 
 
+def from_messages_usage(usage: Any) -> TokenCounts | None:
+    """Anthropic Messages `usage`: its `input_tokens` leave out the prompt-cache reads and
+    writes, which are counted back in here, so `input` is every input token as OpenAI counts
+    prompt tokens, with the cached and cache-written parts inside it. The output count may be
+    absent at a stream's start (`message_start`); the reader marks that usage estimated."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        raise InvalidUsage("usage is not an object")
+    read = _count(usage.get("cache_read_input_tokens"), optional=True)
+    written = _count(usage.get("cache_creation_input_tokens"), optional=True)
+    return TokenCounts(
+        input=_count(usage.get("input_tokens")) + read + written,
+        output=_count(usage.get("output_tokens"), optional=True),
+        cached=read,
+        cache_write=written,
+    )
+
+
 def _detail(usage: dict[str, Any], group: str, name: str) -> Any:
     details = usage.get(group)
     if details is None:
@@ -148,6 +168,8 @@ class UsageRecord:
     estimated: bool = False
     upstream_status: int = 200
     response_id: str | None = None
+    project: str | None = None
+    """The Mantle project named upstream (`OpenAI-Project`); absent: the account's default."""
 
     @property
     def month(self) -> str:
@@ -186,4 +208,6 @@ class UsageRecord:
             values["estimated"] = True
         if self.response_id:
             values["response_id"] = self.response_id
+        if self.project:
+            values["project"] = self.project
         return values

@@ -17,8 +17,13 @@ if TYPE_CHECKING:
     import httpx
     from botocore.credentials import ReadOnlyCredentials
 
+    from mantle_gateway.core.alerts import AlertingLedger, BudgetAlerts
+    from mantle_gateway.core.metering import LedgerWriter
     from mantle_gateway.core.pipeline import Gateway
+    from mantle_gateway.store.background_ledger import BackgroundLedger
     from mantle_gateway.store.dynamo import Dynamo
+    from mantle_gateway.store.keys import KeyRecord
+    from mantle_gateway.store.ledger import Ledger
 
 _lock = threading.Lock()
 _gateway: Gateway | None = None
@@ -41,14 +46,17 @@ def build(
     transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
     dynamo: Dynamo | None = None,
+    usage_writer: Callable[[AlertingLedger], LedgerWriter] | None = None,
 ) -> Gateway:
-    """Tests and the bench pass seams: credentials, an upstream transport, a clock, a Dynamo."""
+    """Tests and the bench pass seams: credentials, an upstream transport, a clock, a Dynamo;
+    `usage_writer` wraps the ledger (with its budget alerts), e.g. in the local door's background
+    writer (by default usage is written before the answer is done with)."""
+    from mantle_gateway.core.alerts import AlertingLedger
     from mantle_gateway.core.auth import KeyCache
     from mantle_gateway.core.pipeline import Gateway
     from mantle_gateway.core.pricing import PriceTable
     from mantle_gateway.observability import configure
     from mantle_gateway.store.keys import KeyStore
-    from mantle_gateway.store.ledger import Ledger
     from mantle_gateway.store.limits import LimitsStore
     from mantle_gateway.store.responses import ResponseOwners
     from mantle_gateway.upstream import signing
@@ -60,19 +68,20 @@ def build(
         metrics_enabled=settings.metrics_enabled,
     )
     if dynamo is None:
-        from mantle_gateway.store.dynamo import Dynamo
-
-        dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+        dynamo = _dynamo(settings)
     signer: signing.Signer
     if settings.bedrock_api_key:
         signer = signing.BearerSigner(settings.bedrock_api_key)
     else:
         signer = signing.SigV4Signer(credentials or signing.default_credentials(), settings.region)
+    keys = KeyCache(KeyStore(dynamo, settings.keys_table), settings.key_cache_ttl_seconds)
+    alerts = budget_alerts(settings, dynamo, keys.recent, clock=clock)
+    ledger = AlertingLedger(_ledger(dynamo, settings), alerts)
     return Gateway(
         settings=settings,
-        keys=KeyCache(KeyStore(dynamo, settings.keys_table), settings.key_cache_ttl_seconds),
+        keys=keys,
         limits=LimitsStore(dynamo, settings.limits_table),
-        ledger=Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table),
+        ledger=ledger if usage_writer is None else usage_writer(ledger),
         owners=ResponseOwners(dynamo, settings.usage_table),
         upstream=UpstreamClient(
             settings.mantle_endpoint_url,
@@ -82,6 +91,73 @@ def build(
             clock=clock,
         ),
         signer=signer,
-        prices=PriceTable(settings.price_overrides),
+        prices=PriceTable(settings.price_overrides, region=settings.mantle_region),
         clock=clock,
     )
+
+
+def budget_alerts(
+    settings: Settings,
+    dynamo: Dynamo,
+    keys: Callable[[str], KeyRecord | None],
+    credentials: Callable[[], ReadOnlyCredentials | None] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> BudgetAlerts:
+    """Budget alerts to EventBridge (the deployed function, signed with its role: the default
+    credential chain, whatever signs Mantle calls) or to the log (`serve`), as
+    BUDGET_ALERT_EVENTS says; the CLI's `usage replay` builds the same."""
+    from mantle_gateway.core.alerts import BudgetAlerts
+    from mantle_gateway.store.alerts import AlertMarks
+
+    sink = None
+    if settings.budget_alert_events == "eventbridge":
+        from mantle_gateway.upstream.events import EventBridge, endpoint_for
+        from mantle_gateway.upstream.signing import SigV4Signer, default_credentials
+
+        sink = EventBridge(
+            SigV4Signer(
+                credentials or default_credentials(), settings.region, clock, service="events"
+            ),
+            settings.events_endpoint_url or endpoint_for(settings.region),
+        )
+    return BudgetAlerts(
+        store=AlertMarks(dynamo, settings.limits_table),
+        keys=keys,
+        sink=sink,
+        thresholds=settings.budget_alert_thresholds,
+        stage=settings.stage,
+        clock=clock,
+    )
+
+
+def build_local(
+    settings: Settings,
+    *,
+    credentials: Callable[[], ReadOnlyCredentials | None] | None = None,
+    dynamo: Dynamo | None = None,
+) -> tuple[Gateway, BackgroundLedger]:
+    """The local door's Gateway: its usage goes through a background writer, so a keep-alive
+    client's next request does not wait for the last one's write; `serve` drains the writer on
+    exit. (The Lambda doors use `build`: an invocation writes before it ends.)"""
+    from mantle_gateway.store.background_ledger import BackgroundLedger
+
+    writers: list[BackgroundLedger] = []
+
+    def in_background(ledger: AlertingLedger) -> LedgerWriter:
+        writers.append(BackgroundLedger(ledger))
+        return writers[0]
+
+    gateway = build(settings, credentials=credentials, dynamo=dynamo, usage_writer=in_background)
+    return gateway, writers[0]
+
+
+def _dynamo(settings: Settings) -> Dynamo:
+    from mantle_gateway.store.dynamo import Dynamo
+
+    return Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+
+
+def _ledger(dynamo: Dynamo, settings: Settings) -> Ledger:
+    from mantle_gateway.store.ledger import Ledger
+
+    return Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)

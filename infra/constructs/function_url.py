@@ -8,8 +8,19 @@ resource-policy statements (https://docs.aws.amazon.com/lambda/latest/dg/urls-au
 directly. aws-cdk-lib 2.275 adds both for an auth-NONE `FunctionUrl` (aws/aws-cdk#35725);
 tests/infra asserts that, so a CDK change that drops one fails the build instead of a deploy.
 
-CORS: keys travel in headers, never in cookies, so any origin may call with credentials off; the
-browser sees the rate-limit and request-id headers an OpenAI client reads.
+CORS: keys travel in headers, never in cookies, so any origin may call with credentials off.
+
+- Allowed request headers: `Access-Control-Allow-Headers: *` covers every header but
+  `Authorization`, which the Fetch standard never lets a wildcard cover (MDN,
+  Access-Control-Allow-Headers), so OpenAI SDKs in a browser (`Authorization: Bearer`) failed
+  their preflight. `ALLOWED_HEADERS` names every header the gateway reads or forwards upstream
+  (CORS has no prefix patterns, so each forwarded `x-amzn-bedrock-*` / `x-amzn-mantle-*` header
+  that AWS documents is listed by name), and keeps the `*` for the headers browsers' SDKs add that
+  the gateway ignores (`x-stainless-*`, `openai-beta`, `anthropic-dangerous-direct-browser-access`),
+  which would otherwise fail the preflight of every such client.
+- Exposed response headers: the rate-limit headers (OpenAI's and Anthropic's), `retry-after` and
+  the request ids clients read (a browser hides every other non-safelisted response header from
+  scripts).
 """
 
 from __future__ import annotations
@@ -20,8 +31,30 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+ALLOWED_HEADERS: tuple[str, ...] = (
+    # the gateway key (core/auth.py) and the JSON body
+    "authorization",
+    "x-api-key",
+    "content-type",
+    # forwarded to Mantle (upstream/signing.py): project, and the Bedrock headers AWS documents
+    "openai-project",
+    "x-amzn-bedrock-guardrailidentifier",
+    "x-amzn-bedrock-guardrailversion",
+    "x-amzn-bedrock-trace",
+    "x-amzn-bedrock-performanceconfig-latency",
+    "x-amzn-bedrock-service-tier",
+    "x-amzn-mantle-client-agent",
+    # kept by the Anthropic Messages passthrough under /anthropic/ (DESIGN §3)
+    "anthropic-version",
+    "anthropic-beta",
+    # every other header (SDK telemetry): matched by the wildcard, never Authorization
+    "*",
+)
+
 EXPOSED_HEADERS: tuple[str, ...] = (
     "x-request-id",
+    "x-gateway-request-id",
+    "x-amzn-requestid",
     "retry-after",
     "x-ratelimit-limit-requests",
     "x-ratelimit-limit-tokens",
@@ -29,11 +62,18 @@ EXPOSED_HEADERS: tuple[str, ...] = (
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-requests",
     "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
 )
 
 
 class GatewayFunctionUrl(Construct):
-    """The streaming public URL of the gateway function (`<url>/openai/v1` is the base URL)."""
+    """The streaming public URL of the gateway function (`<url>/openai/v1` is the OpenAI base
+    URL, `<url>/anthropic` the Anthropic one)."""
 
     def __init__(
         self,
@@ -57,7 +97,7 @@ class GatewayFunctionUrl(Construct):
                     lambda_.HttpMethod.POST,
                     lambda_.HttpMethod.DELETE,
                 ],
-                allowed_headers=["*"],
+                allowed_headers=list(ALLOWED_HEADERS),
                 exposed_headers=list(EXPOSED_HEADERS),
                 allow_credentials=False,
                 max_age=Duration.hours(1),

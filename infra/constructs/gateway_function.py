@@ -13,7 +13,8 @@ Contract with the runtime (functions/) and the layer (layers/streaming_runtime/)
 
 IAM: a role of our own instead of AWSLambdaBasicExecutionRole, so logging is granted on this
 function's log group only; Mantle inference on the Mantle projects of one region and account
-(reference/mantle-facts.md §3); DynamoDB is granted by the stack (GatewayTables).
+(reference/mantle-facts.md §3), or only on the projects the stage lists (`mantleProjects`);
+DynamoDB is granted by the stack (GatewayTables).
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ MANTLE_ACTIONS: tuple[str, ...] = (
     "bedrock-mantle:DeleteInference",
     "bedrock-mantle:ListModels",
     "bedrock-mantle:GetModel",
+    "bedrock-mantle:CountTokens",
 )
+"""CountTokens: `/anthropic/v1/messages/count_tokens` is its own action (service authorization
+reference for bedrock-mantle; Claude Code's Mantle docs grant it beside CreateInference, which
+covers `/anthropic/v1/messages` itself)."""
 
 
 class GatewayFunction(Construct):
@@ -61,6 +66,7 @@ class GatewayFunction(Construct):
         usage_table_name: str,
         limits_table_name: str,
         enable_openai_passthrough: bool,
+        enable_anthropic_passthrough: bool,
         log_level: str,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -70,6 +76,7 @@ class GatewayFunction(Construct):
         default_tpm: int,
         mantle_region: str | None = None,
         mantle_endpoint_url: str | None = None,
+        mantle_projects: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -116,6 +123,7 @@ class GatewayFunction(Construct):
                     usage_table_name=usage_table_name,
                     limits_table_name=limits_table_name,
                     enable_openai_passthrough=enable_openai_passthrough,
+                    enable_anthropic_passthrough=enable_anthropic_passthrough,
                     log_level=log_level,
                     default_rpm=default_rpm,
                     default_tpm=default_tpm,
@@ -125,27 +133,34 @@ class GatewayFunction(Construct):
             ),
         )
 
-        mantle_projects = stack.format_arn(
-            service="bedrock-mantle",
-            region=mantle_region or stack.region,
-            resource="project",
-            resource_name="*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
+        # `arn:<partition>:bedrock-mantle:<region>:<account>:project/<id>` (Service Authorization
+        # Reference, bedrock-mantle resource types): the stage's projects, else all of them.
+        project_arns = [
+            stack.format_arn(
+                service="bedrock-mantle",
+                region=mantle_region or stack.region,
+                resource="project",
+                resource_name=project,
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for project in mantle_projects or ("*",)
+        ]
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(MANTLE_ACTIONS), resources=[mantle_projects])
+            iam.PolicyStatement(actions=list(MANTLE_ACTIONS), resources=project_arns)
         )
 
         policy = self.role.node.find_child("DefaultPolicy")
-        nag.acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::{nag_spelling(stack.resolve(mantle_projects))}]",
-            (
-                "Mantle authorises inference against a project ARN and requests may name any "
-                "project of this account (the default project id is `default`); the grant is "
-                "limited to one region and this account, and to the six inference actions."
-            ),
-        )
+        if not mantle_projects:
+            nag.acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{nag_spelling(stack.resolve(project_arns[0]))}]",
+                (
+                    "Mantle authorises inference against a project ARN and requests may name any "
+                    "project of this account (the default project id is `default`); the grant is "
+                    "limited to one region and this account, and to the seven inference actions. "
+                    "A stage that lists its `mantleProjects` gets those ARNs instead."
+                ),
+            )
         nag.acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",
@@ -171,6 +186,7 @@ def gateway_environment(
     usage_table_name: str,
     limits_table_name: str,
     enable_openai_passthrough: bool,
+    enable_anthropic_passthrough: bool,
     log_level: str,
     default_rpm: int,
     default_tpm: int,
@@ -185,6 +201,7 @@ def gateway_environment(
         "USAGE_TABLE": usage_table_name,
         "LIMITS_TABLE": limits_table_name,
         "ENABLE_OPENAI_PASSTHROUGH": "true" if enable_openai_passthrough else "false",
+        "ENABLE_ANTHROPIC_PASSTHROUGH": "true" if enable_anthropic_passthrough else "false",
         "LOG_LEVEL": log_level,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

@@ -14,14 +14,25 @@ the stage's `alarmEmail` is subscribed for you):
 The budget metric is what the runtime emits through Powertools Metrics: namespace
 POWERTOOLS_METRICS_NAMESPACE, name `BudgetRefusals`, and Powertools' default dimension
 `service` = POWERTOOLS_SERVICE_NAME.
+
+The topic's resource policy: a topic policy replaces SNS's default one, so the TLS-only Deny that
+`enforce_ssl` writes would leave nobody allowed to publish, and alarm notifications would never
+arrive (re:Post knowledge center "cloudwatch-receive-sns-for-alarm-trigger"). Each AWS service
+that publishes gets its own Allow on `sns:Publish`, limited with `aws:SourceAccount` and
+`aws:SourceArn` to this account's resources of that service (the confused-deputy guard AWS
+documents for service principals). `TopicPublisher` is one such grant; CloudWatch alarms are the
+first (`ALARM_PUBLISHER`), another service (EventBridge rules, say) is one more entry.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, Fn
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Aws, Duration, Fn, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -29,6 +40,40 @@ from constructs import Construct
 
 BUDGET_REFUSALS_METRIC = "BudgetRefusals"
 _FIVE_MINUTES = Duration.minutes(5)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPublisher:
+    """An AWS service allowed to publish to the alarm topic, from this account's resources that
+    match `arn:<partition>:<service>:<region>:<account>:<resource>`."""
+
+    service: str
+    """Service endpoint name: `cloudwatch` → principal `cloudwatch.amazonaws.com`."""
+    resource: str
+    """The ARN's resource part, wildcards allowed: `alarm:*`, or `rule/budget-*` for rules."""
+
+    def statement(self, topic: sns.ITopic) -> iam.PolicyStatement:
+        stack = Stack.of(topic)
+        source_arn = stack.format_arn(
+            service=self.service, resource=self.resource, arn_format=ArnFormat.NO_RESOURCE_NAME
+        )
+        return iam.PolicyStatement(
+            sid=f"Allow{self.service.capitalize()}Publish",
+            principals=[iam.ServicePrincipal(f"{self.service}.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": source_arn},
+            },
+        )
+
+
+ALARM_PUBLISHER = TopicPublisher("cloudwatch", "alarm:*")
+"""CloudWatch alarms publish as `cloudwatch.amazonaws.com`, with the alarm's ARN as source."""
+
+TOPIC_PUBLISHERS: tuple[TopicPublisher, ...] = (ALARM_PUBLISHER,)
+"""Every service allowed to publish to the alarm topic, one policy statement each."""
 
 
 class GatewayMonitoring(Construct):
@@ -75,13 +120,16 @@ class GatewayMonitoring(Construct):
     def _topic(self, stage_name: str, alarm_email: str | None) -> sns.Topic:
         # Not KMS-encrypted: notifications carry alarm names and states only, and CloudWatch
         # cannot publish to a topic under the AWS-managed aws/sns key (a customer-managed key
-        # per stage would protect nothing). Publishing over TLS is enforced.
+        # per stage would protect nothing). Publishing over TLS is enforced; the publishers
+        # are named (module docstring), since this policy replaces SNS's default one.
         topic = sns.Topic(
             self,
             "AlarmTopic",
             display_name=f"Mantle Gateway {stage_name} alarms",
             enforce_ssl=True,
         )
+        for publisher in TOPIC_PUBLISHERS:
+            topic.add_to_resource_policy(publisher.statement(topic))
         if alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         return topic

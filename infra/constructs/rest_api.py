@@ -1,12 +1,15 @@
-"""REST API door: REGIONAL endpoint, STREAM transfer mode, `/openai/v1`, `/v1` and `/health`.
+"""REST API door: REGIONAL endpoint, STREAM transfer mode, `/openai/v1`, `/v1`, `/anthropic` and
+`/health`.
 
 - REGIONAL, not CDK's default EDGE: edge-optimized endpoints cut a stream that is idle for 30 s,
   regional ones after 5 min (reference/lambda-streaming-facts.md §2.1).
 - `ResponseTransferMode.STREAM` makes API Gateway call InvokeWithResponseStream
   (`.../2021-11-15/functions/<arn>/response-streaming-invocations`), which allows an integration
   timeout up to 15 min without a quota increase; CDK 2.275 accepts > 29 s with STREAM at synth.
-- `ANY /openai/v1/{proxy+}` and `ANY /v1/{proxy+}`: the gateway answers 404/405 itself with
-  OpenAI-shaped errors, so API Gateway does no routing of its own beyond the prefixes.
+- `ANY /openai/v1/{proxy+}`, `ANY /v1/{proxy+}` and `ANY /anthropic/{proxy+}` (Anthropic
+  clients take base URL `<stage URL>/anthropic` and add `/v1/messages`): the gateway answers
+  404/405 itself, shaped like the API of the prefix, so API Gateway does no routing of its own
+  beyond the prefixes.
 - Access logs (JSON, no headers, so no keys) and ERROR-level execution logs, both with the
   stage's retention; stage throttling as a coarse shield in front of the per-key limits.
 - CORS is not configured here: browser clients use the Function URL, which answers preflights
@@ -104,6 +107,8 @@ class GatewayRestApi(Construct):
         openai_v1 = self.api.root.add_resource("openai").add_resource("v1")
         openai_v1.add_proxy(default_integration=integration, any_method=True)
         self.api.root.add_resource("v1").add_proxy(default_integration=integration, any_method=True)
+        anthropic = self.api.root.add_resource("anthropic")
+        anthropic.add_proxy(default_integration=integration, any_method=True)
         self.api.root.add_resource("health").add_method("GET", integration)
 
         self._acknowledge()
@@ -113,14 +118,20 @@ class GatewayRestApi(Construct):
         """`https://…/<stage>/openai/v1`: what an OpenAI SDK takes as base_url."""
         return Fn.join("", [self.api.url, "openai/v1"])
 
+    @property
+    def anthropic_base_url(self) -> str:
+        """`https://…/<stage>/anthropic`: what an Anthropic SDK or Claude Code takes."""
+        return Fn.join("", [self.api.url, "anthropic"])
+
     def _acknowledge(self) -> None:
         nag.acknowledge(
             self.api,
             "AwsSolutions-APIG2",
             (
                 "Requests are validated by the gateway itself (JSON object, model present, size) "
-                "so clients get OpenAI-shaped 400/413 errors; an API Gateway request validator "
-                "would answer in its own format and duplicate the rules."
+                "so clients get 400/413 errors shaped like the API they speak (OpenAI or "
+                "Anthropic); an API Gateway request validator would answer in its own format "
+                "and duplicate the rules."
             ),
         )
         nag.acknowledge(
@@ -138,7 +149,7 @@ class GatewayRestApi(Construct):
             (
                 "The function authenticates every request with a gateway API key (SHA-256 digest "
                 "lookup in DynamoDB, `x-api-key` or `Authorization: Bearer`) exactly as OpenAI "
-                "clients send it; `/health` is public by design (DESIGN §3)."
+                "and Anthropic clients send it; `/health` is public by design (DESIGN §3)."
             ),
         )
         nag.acknowledge(
@@ -146,7 +157,7 @@ class GatewayRestApi(Construct):
             "AwsSolutions-COG4",
             (
                 "No Cognito: callers are programs holding gateway API keys, which the function "
-                "verifies; OpenAI SDKs cannot obtain Cognito tokens."
+                "verifies; OpenAI and Anthropic SDKs cannot obtain Cognito tokens."
             ),
         )
         role = self.api.node.find_child("CloudWatchRole")

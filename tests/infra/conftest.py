@@ -4,10 +4,11 @@
 built and synthesized once per session and every infra test reads the same templates.
 
 Stages synthesized: `dev` and `prod` exactly as cdk.json defines them, and `flagoff`, a test-only
-stage that turns the passthrough off and sets every optional field (explicit account/region,
-Mantle region and endpoint, alarms with an e-mail), so the less common branches are synthesized
-too. Context `aws:cdk:bundling-stacks: []` tells CDK to bundle no stack; the bundler is replaced
-by a recorder for the duration of the synthesis so the tests can prove pip never ran.
+stage that turns both passthroughs off and sets every optional field (explicit account/region,
+Mantle region, endpoint and projects, alert thresholds, alarms with an e-mail), so the less
+common branches are synthesized too. Context `aws:cdk:bundling-stacks: []` tells CDK to bundle
+no stack; the bundler is replaced by a recorder for the duration of the synthesis so the tests
+can prove pip never ran.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from infra.bundling import LocalPythonBundling
 
 FLAGOFF_STAGE: dict[str, Any] = {
     "enableOpenaiPassthrough": False,
+    "enableAnthropicPassthrough": False,
     "logRetentionDays": 14,
     "removalPolicy": "destroy",
     "pitr": True,
@@ -44,6 +46,8 @@ FLAGOFF_STAGE: dict[str, Any] = {
     "mantleRegion": "eu-central-1",
     "mantleEndpointUrl": "https://mantle.internal.example.com",
     "corsAllowedOrigins": ["https://app.example.com"],
+    "mantleProjects": ["default", "proj_finance01"],
+    "budgetAlertThresholds": [90, 25, 90],
 }
 
 

@@ -1,9 +1,12 @@
-"""Local pip bundling: the pip call for arm64/cp313, sources copied without local-only parts."""
+"""Local pip bundling: the hashed pip call for arm64/cp313, sources copied without local-only
+parts, bytecode that does not depend on where it was built."""
 
 from __future__ import annotations
 
 import json
+import marshal
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -26,7 +29,7 @@ from infra.bundling import (
     python_function_code,
 )
 from infra.constructs.gateway_function import STREAMING_RUNTIME_WRAPPER
-from infra.packaging import compile_bytecode, trim_botocore_data
+from infra.packaging import PIP_PLATFORMS, compile_bytecode, manylinux_platforms, trim_botocore_data
 
 if TYPE_CHECKING:
     from conftest import Synthesis
@@ -64,8 +67,8 @@ def test_try_bundle_installs_lambda_wheels_into_the_output_dir_then_copies_sourc
     tmp_path: Path,
 ) -> None:
     source = make_sources(tmp_path / "functions")
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("httpx==0.28.1\n")
+    lock = tmp_path / "requirements-lambda.lock"
+    lock.write_text("httpx==0.28.1 --hash=sha256:" + "0" * 64 + "\n")
     output = tmp_path / "cdk.out" / "asset-building"
     output.mkdir(parents=True)
     commands: list[Sequence[str]] = []
@@ -77,10 +80,10 @@ def test_try_bundle_installs_lambda_wheels_into_the_output_dir_then_copies_sourc
 
     bundler = LocalPythonBundling(
         source_dir=source,
-        requirements=requirements,
+        lock=lock,
         excludes=FUNCTION_EXCLUDES,
         python_version="3.13",
-        platform="manylinux2014_aarch64",
+        platforms=PIP_PLATFORMS["arm64"],
         run=fake_pip,
         find_python=lambda _version: None,
     )
@@ -89,20 +92,25 @@ def test_try_bundle_installs_lambda_wheels_into_the_output_dir_then_copies_sourc
 
     assert commands == [
         pip_command(
-            requirements=requirements,
+            lock=lock,
             target=output,
             python_version="3.13",
-            platform="manylinux2014_aarch64",
+            platforms=PIP_PLATFORMS["arm64"],
         )
     ]
     command = " ".join(commands[0])
     assert command.startswith(f"{sys.executable} -m pip install ")
     for flag in (
+        "--platform manylinux_2_34_aarch64",
+        "--platform manylinux_2_28_aarch64",
+        "--platform manylinux_2_17_aarch64",
         "--platform manylinux2014_aarch64",
         "--implementation cp",
         "--python-version 3.13",
         "--only-binary=:all:",
-        f"-r {requirements}",
+        "--require-hashes",
+        "--no-deps",
+        f"-r {lock}",
         f"-t {output}",
     ):
         assert flag in command
@@ -117,10 +125,10 @@ def arm64_bundler(tmp_path: Path, **seams: Any) -> LocalPythonBundling:
     find_python) replacing what would touch the network or the machine's Pythons."""
     return LocalPythonBundling(
         source_dir=make_sources(tmp_path / "functions"),
-        requirements=tmp_path / "requirements.txt",
+        lock=tmp_path / "requirements-lambda.lock",
         excludes=FUNCTION_EXCLUDES,
         python_version="3.13",
-        platform="manylinux2014_aarch64",
+        platforms=PIP_PLATFORMS["arm64"],
         **seams,
     )
 
@@ -134,7 +142,8 @@ def test_a_failing_pip_stops_synthesis_with_the_way_around_it(tmp_path: Path) ->
     with pytest.raises(BundlingError, match="SKIP_BUNDLING=1 make synth") as error:
         bundler.try_bundle(str(tmp_path / "out"), image=None)  # type: ignore[arg-type]
 
-    assert "manylinux2014_aarch64/cp313" in str(error.value)
+    assert "manylinux_2_34_aarch64/cp313" in str(error.value)
+    assert "make lock" in str(error.value)
     assert "\n" not in str(error.value)
 
 
@@ -148,14 +157,14 @@ def test_the_exec_wrapper_ships_in_the_layer_and_is_executable(project_root: Pat
     assert not any(part in LAYER_EXCLUDES for part in relative.parts)
 
 
-def test_a_requirements_change_makes_a_new_function_asset(tmp_path: Path) -> None:
+def test_a_lock_change_makes_a_new_function_asset(tmp_path: Path) -> None:
     source = make_sources(tmp_path / "functions")
     pinned = {"a": "httpx==0.28.1\n", "b": "httpx==0.28.1\n", "c": "httpx==0.28.0\n"}
     app = cdk.App(context={"aws:cdk:bundling-stacks": []})
     stack = cdk.Stack(app, "Bare")
     for name, text in pinned.items():
-        requirements = tmp_path / f"requirements-{name}.txt"
-        requirements.write_text(text)
+        lock = tmp_path / f"requirements-{name}.lock"
+        lock.write_text(text)
         lambda_.Function(
             stack,
             name,
@@ -164,7 +173,7 @@ def test_a_requirements_change_makes_a_new_function_asset(tmp_path: Path) -> Non
             handler="mantle_gateway.handler",
             code=python_function_code(
                 source_dir=source,
-                requirements=requirements,
+                lock=lock,
                 runtime=lambda_.Runtime.PYTHON_3_13,
                 architecture=lambda_.Architecture.ARM_64,
             ),
@@ -204,7 +213,7 @@ def test_the_bundle_is_compiled_by_the_runtime_python_when_the_machine_has_one(
     pip, compile_ = commands
     assert "pip" in pip
     assert list(compile_) == [
-        "/opt/python3.13", "-m", "compileall", "-q", "-j", "0",
+        "/opt/python3.13", "-m", "compileall", "-q", "-j", "0", "-d", "/var/task",
         "--invalidation-mode", "unchecked-hash", str(output),
     ]  # fmt: skip
 
@@ -222,6 +231,41 @@ def test_compiled_bytecode_is_used_without_checking_source_times(tmp_path: Path)
     assert flags == 0b01, "hash-based (bit 0) and not checked against the source (bit 1)"
 
 
+def test_bytecode_is_the_same_wherever_the_bundle_is_built(tmp_path: Path) -> None:
+    source = "def f():\n    raise ValueError('x')\n"
+    builds = [tmp_path / "machine-a" / "cdk.out" / "asset", tmp_path / "b"]
+    for build in builds:
+        (build / "pkg").mkdir(parents=True)
+        (build / "pkg" / "mod.py").write_text(source)
+        assert compile_bytecode(build, sys.executable) is True
+
+    tag = sys.implementation.cache_tag
+    first, second = (b / "pkg" / "__pycache__" / f"mod.{tag}.pyc" for b in builds)
+    assert first.read_bytes() == second.read_bytes()
+    code = marshal.loads(first.read_bytes()[16:])  # noqa: S302 - compiled by this test
+    assert code.co_filename == "/var/task/pkg/mod.py"  # where Lambda runs it
+
+
+def test_the_bundle_is_readable_by_lambda_whatever_the_umask(tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    private = output / "httpx" / "_client.py"
+    private.parent.mkdir(parents=True)
+    private.write_text("x")
+    private.chmod(0o600)  # pip under umask 077
+    private.parent.chmod(0o700)
+    bundler = arm64_bundler(tmp_path, run=lambda _command: None, find_python=lambda _v: None)
+
+    bundler.try_bundle(str(output), image=None)  # type: ignore[arg-type]
+
+    modes = {
+        p.relative_to(output).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in output.rglob("*")
+    }
+    assert modes["httpx"] == 0o755
+    assert modes["httpx/_client.py"] == 0o644
+    assert modes["mantle_gateway/core/pipeline.py"] == 0o644
+    assert set(modes.values()) == {0o644, 0o755}
+
+
 def test_a_broken_module_leaves_the_bundle_uncompiled_not_the_synth_failed(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("def (:\n")
     assert compile_bytecode(tmp_path, sys.executable) is False
@@ -236,3 +280,75 @@ def test_the_runtime_python_must_report_the_runtime_version(
 
     assert packaging.find_runtime_python(running) == sys.executable
     assert packaging.find_runtime_python("2.1") is None
+
+
+def test_pip_is_given_every_manylinux_tag_amazon_linux_2023_loads() -> None:
+    arm64 = manylinux_platforms("aarch64")
+
+    assert PIP_PLATFORMS["arm64"] == arm64
+    assert arm64[0] == "manylinux_2_34_aarch64"  # glibc 2.34: nothing newer loads
+    assert arm64[-2:] == ("manylinux_2_17_aarch64", "manylinux2014_aarch64")
+    assert "manylinux_2_28_aarch64" in arm64
+    assert len(arm64) == len(set(arm64)) == 34 - 17 + 1 + 1
+    x86 = manylinux_platforms("x86_64")
+    assert x86[0] == "manylinux_2_34_x86_64"
+    assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(x86)
+
+
+PRICES = "mantle_gateway/core/prices.json"
+
+
+def test_the_function_bundle_ships_the_price_data_and_loads_it(
+    project_root: Path, tmp_path: Path
+) -> None:
+    # GIVEN the function's sources copied as the bundler copies them
+    copied = packaging.copy_sources(project_root / "functions", tmp_path, FUNCTION_EXCLUDES)
+    assert PRICES in copied
+    # WHEN Python runs from the bundle alone (no site-packages, so no editable install)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from mantle_gateway.core import pricing\n"
+        "from mantle_gateway.usage import TokenCounts\n"
+        "assert pricing.__file__.startswith(sys.argv[1]), pricing.__file__\n"
+        "cost = pricing.PriceTable().cost('deepseek.v3.2', TokenCounts(input=10**6))\n"
+        "print(cost)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # THEN the bundled prices are there
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.6200000000"
+
+
+def test_the_installed_package_ships_the_price_data(project_root: Path, tmp_path: Path) -> None:
+    """What a wheel of the project holds is what setuptools' build_py lays out. It runs on a
+    clean copy of the project: a leftover egg-info would list the file whatever pyproject says."""
+    project = tmp_path / "project"
+    for name in ("pyproject.toml", "requirements.txt"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(project_root / name, project / name)
+    packaging.copy_sources(project_root / "functions", project / "functions", ("*.egg-info",))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import setuptools; setuptools.setup()",
+            "-q",
+            "build_py",
+            "--build-lib",
+            str(tmp_path / "lib"),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shipped = tmp_path / "lib" / PRICES
+    assert shipped.read_bytes() == (project_root / "functions" / PRICES).read_bytes()

@@ -53,10 +53,11 @@ def test_timeout_memory_and_log_retention_follow_the_stage(
 @pytest.mark.parametrize(
     ("stage", "flag"), [("dev", "true"), ("prod", "true"), ("flagoff", "false")]
 )
-def test_passthrough_flag_reaches_the_function_environment(
+def test_passthrough_flags_reach_the_function_environment(
     synth: Synthesis, stage: str, flag: str
 ) -> None:
     assert synth.environment(stage)["ENABLE_OPENAI_PASSTHROUGH"] == flag
+    assert synth.environment(stage)["ENABLE_ANTHROPIC_PASSTHROUGH"] == flag
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -100,7 +101,7 @@ def resources(statement: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_mantle_actions_are_exact_and_scoped_to_the_region_projects(
+def test_mantle_actions_are_exact_and_scoped_to_the_stage_projects(
     synth: Synthesis, stage: str
 ) -> None:
     mantle = [s for s in synth.statements(stage) if actions(s)[0].startswith("bedrock-mantle:")]
@@ -117,13 +118,16 @@ def test_mantle_actions_are_exact_and_scoped_to_the_region_projects(
             "DeleteInference",
             "ListModels",
             "GetModel",
+            "CountTokens",  # /anthropic/v1/messages/count_tokens
         )
     )
-    (resource,) = resources(statement)
-    assert resource != "*"
-    if stage == "flagoff":  # account, region and mantleRegion set: all literals
-        assert resource == "arn:aws:bedrock-mantle:eu-central-1:123456789012:project/*"
-    else:  # environment-agnostic: the stack's own partition, region and account
+    if stage == "flagoff":  # mantleProjects listed, account, region, mantleRegion: literals
+        assert resources(statement) == [
+            "arn:aws:bedrock-mantle:eu-central-1:123456789012:project/default",
+            "arn:aws:bedrock-mantle:eu-central-1:123456789012:project/proj_finance01",
+        ]
+    else:  # no list, environment-agnostic: any project of the stack's partition, region, account
+        (resource,) = resources(statement)
         assert resource == {
             "Fn::Join": [
                 "",

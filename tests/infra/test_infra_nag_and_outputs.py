@@ -99,7 +99,7 @@ def test_an_empty_reason_is_refused() -> None:
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_gateway_outputs_both_urls_and_their_openai_base_urls(synth: Synthesis, stage: str) -> None:
+def test_gateway_outputs_both_urls_and_their_base_urls(synth: Synthesis, stage: str) -> None:
     outputs = synth.template(stage, "gateway").find_outputs("*")
     url_id, _ = synth.one(stage, "gateway", "AWS::Lambda::Url")
 
@@ -107,8 +107,12 @@ def test_gateway_outputs_both_urls_and_their_openai_base_urls(synth: Synthesis, 
     assert outputs["OpenAiBaseUrl"]["Value"] == {
         "Fn::Join": ["", [{"Fn::GetAtt": [url_id, "FunctionUrl"]}, "openai/v1"]]
     }
+    assert outputs["AnthropicBaseUrl"]["Value"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [url_id, "FunctionUrl"]}, "anthropic"]]
+    }
     rest = outputs["RestApiOpenAiBaseUrl"]["Value"]["Fn::Join"][1]
     assert rest[-1] == "/openai/v1"
+    assert outputs["RestApiAnthropicBaseUrl"]["Value"]["Fn::Join"][1][-1] == "/anthropic"
     assert "RestApiUrl" in outputs
     assert "FunctionName" in outputs
 

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from mantle_gateway.doors import rest_api
+from mantle_gateway.settings import Settings
+
 if TYPE_CHECKING:
     from conftest import Synthesis
 
@@ -30,6 +33,25 @@ def method_paths(synth: Synthesis, stage: str) -> dict[tuple[str, str], dict[str
     }
 
 
+REGIONAL_STREAM_IDLE_SECONDS = 300
+"""API Gateway ends a REST stream idle this long on regional and private endpoints (30 s on
+edge-optimized ones): https://docs.aws.amazon.com/apigateway/latest/developerguide/response-transfer-mode.html"""
+LAMBDA_INIT_LIMIT_SECONDS = 10
+"""A cold start's init phase may use this much of the silence before the function runs."""
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_rest_door_gives_up_on_a_silent_upstream_before_api_gateway_does(
+    synth: Synthesis, stage: str
+) -> None:
+    _, api = synth.one(stage, "gateway", "AWS::ApiGateway::RestApi")
+
+    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    connect = Settings().upstream_connect_timeout_seconds
+    worst_silence = LAMBDA_INIT_LIMIT_SECONDS + connect + rest_api.MAX_SILENCE_SECONDS
+    assert worst_silence <= REGIONAL_STREAM_IDLE_SECONDS
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_api_is_regional(synth: Synthesis, stage: str) -> None:
     _, api = synth.one(stage, "gateway", "AWS::ApiGateway::RestApi")
@@ -39,10 +61,11 @@ def test_api_is_regional(synth: Synthesis, stage: str) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_routes_are_openai_v1_v1_and_health(synth: Synthesis, stage: str) -> None:
+def test_routes_are_openai_v1_v1_anthropic_and_health(synth: Synthesis, stage: str) -> None:
     assert set(method_paths(synth, stage)) == {
         ("ANY", "/openai/v1/{proxy+}"),
         ("ANY", "/v1/{proxy+}"),
+        ("ANY", "/anthropic/{proxy+}"),
         ("GET", "/health"),
     }
 
@@ -73,7 +96,7 @@ def test_api_gateway_may_invoke_the_function_per_method_only(synth: Synthesis, s
         if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
     ]
 
-    assert len(permissions) == 6  # 3 methods x (stage + console test-invoke)
+    assert len(permissions) == 8  # 4 methods x (stage + console test-invoke)
     assert {p["Action"] for p in permissions} == {"lambda:InvokeFunction"}
     assert all("SourceArn" in p for p in permissions)
 

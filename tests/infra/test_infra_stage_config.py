@@ -37,6 +37,7 @@ def test_cdk_json_dev_and_prod_have_the_documented_values() -> None:
         "retain",
     )
     assert (prod.pitr, prod.deletion_protection, prod.alarms) == (True, True, True)
+    assert dev.enable_anthropic_passthrough and prod.enable_anthropic_passthrough
     assert prod.lambda_timeout_seconds <= 900
 
 
@@ -57,6 +58,7 @@ _MISSING = object()
     [
         ("enableOpenaiPassthrough", "yes", "enableOpenaiPassthrough: 'yes' is not true or false"),
         ("enableOpenaiPassthrough", _MISSING, "enableOpenaiPassthrough: is required"),
+        ("enableAnthropicPassthrough", "no", "enableAnthropicPassthrough: 'no' is not true or"),
         ("logRetentionDays", 8, "logRetentionDays: 8 is not one of 1, 3, 5, 7"),
         ("removalPolicy", "snapshot", "removalPolicy: 'snapshot' is not one of retain, destroy"),
         ("pitr", 1, "pitr: 1 is not true or false"),
@@ -71,6 +73,11 @@ _MISSING = object()
         ("alarmEmail", "ops@example.com", "alarmEmail: is set but alarms is false"),
         ("logLevel", "LOUD", "logLevel: 'LOUD' is not one of DEBUG"),
         ("corsAllowedOrigins", [], "corsAllowedOrigins: [] is not a non-empty list"),
+        ("mantleProjects", ["proj-x"], "mantleProjects: 'proj-x' is not a Mantle project id"),
+        ("mantleProjects", [], "mantleProjects: [] is not a non-empty list"),
+        ("budgetAlertThresholds", [0, 50], "budgetAlertThresholds: [0, 50] is not a list of"),
+        ("budgetAlertThresholds", "50,80", "budgetAlertThresholds: '50,80' is not a list of"),
+        ("budgetAlertThresholds", [True], "budgetAlertThresholds: [True] is not a list of"),
         ("pitrr", True, "pitrr: is not a known stage field"),
     ],
 )
@@ -122,3 +129,8 @@ def test_every_accepted_log_retention_has_a_cdk_value() -> None:
     for days in LOG_RETENTION_DAYS:
         config = parse_stage("dev", {**STAGES["dev"], "logRetentionDays": days})
         assert log_retention(config).name  # no KeyError: every accepted value maps
+
+
+def test_anthropic_flag_defaults_on_for_stages_written_before_it() -> None:
+    older = bad("enableAnthropicPassthrough", _MISSING)
+    assert parse_stages({"dev": older})["dev"].enable_anthropic_passthrough is True

@@ -1,6 +1,6 @@
 """Real servers, started once per run: DynamoDB (moto server mode), the Mantle simulator, and the
 local door running the gateway, all on loopback ephemeral ports. Tests drive them with the
-official openai SDK and read the ledger straight from DynamoDB.
+official openai and anthropic SDKs and read the ledger straight from DynamoDB.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
 from mantle_gateway import schema, simulator, wiring
 from mantle_gateway.cli.local_env import EmbeddedDynamoDB
 from mantle_gateway.core.auth import issue_key
+from mantle_gateway.core.pipeline import Gateway
 from mantle_gateway.doors.local import LocalServer, serve
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo, from_item
@@ -46,6 +48,8 @@ def _fresh_simulator(sim: simulator.Simulator) -> None:
     sim.reset()
     sim.reasoning_tokens = 0
     sim.cached_tokens = 0
+    sim.cache_write_tokens = 0
+    sim.message_tokens = 8
     sim.event_delay = 0.0
     sim.responses_event_lines = False
 
@@ -63,6 +67,18 @@ def settings(dynamodb: EmbeddedDynamoDB, sim: simulator.Simulator) -> Settings:
     )
     create_tables(Dynamo(region="us-east-1", endpoint_url=dynamodb.endpoint_url), settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def lambda_gateway(settings: Settings) -> Gateway:
+    """What `lambda_entry.handler` builds in AWS, over the session's simulator and DynamoDB
+    (call it through `tests/support/lambda_door.invoke`)."""
+    return wiring.build(
+        settings,
+        credentials=static_credentials(
+            simulator.SIMULATOR_ACCESS_KEY, simulator.SIMULATOR_SECRET_KEY
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +145,21 @@ def new_key(settings: Settings, dynamo: Dynamo) -> KeyFactory:
 def client(gateway: LocalServer) -> Callable[[str], openai.OpenAI]:
     def make(key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=gateway.url + "/openai/v1", api_key=key, max_retries=0)
+
+    return make
+
+
+@pytest.fixture
+def claude(gateway: LocalServer) -> Callable[..., anthropic.Anthropic]:
+    """The official anthropic SDK pointed at the gateway as its users point it:
+    base URL `<gateway>/anthropic`, the gateway key as `api_key` (or `auth_token`)."""
+
+    def make(
+        key: str | None = None, *, url: str | None = None, **options: Any
+    ) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            base_url=(url or gateway.url) + "/anthropic", api_key=key, max_retries=0, **options
+        )
 
     return make
 

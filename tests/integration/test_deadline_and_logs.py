@@ -18,28 +18,23 @@ import logging
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
-from mantle_gateway import simulator, wiring
-from mantle_gateway.doors import lambda_entry
-from mantle_gateway.doors.lambda_entry import Gateway
+from mantle_gateway import simulator
 from mantle_gateway.observability import logger
 from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.limits import LimitsStore
-from mantle_gateway.upstream.signing import static_credentials
+from tests.support.lambda_door import LambdaContext, function_url_event, invoke
 
 MODEL = "openai.gpt-oss-120b"
-EVENTS = Path(__file__).resolve().parents[1] / "support" / "events"
 NEARLY_SPENT_MS = 2500
 """Time left in the Lambda: the gateway keeps ~1 s for itself, so ~1.5 s for the upstream."""
 SLOW_EVENTS = 0.25
@@ -47,53 +42,6 @@ SLOW_EVENTS = 0.25
 
 
 # -- the Lambda door with its time nearly spent ----------------------------------------------
-
-
-@dataclass
-class NearlySpentContext:
-    """The two members of Lambda's context a door reads."""
-
-    remaining_ms: int = NEARLY_SPENT_MS
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@pytest.fixture(scope="module")
-def lambda_gateway(settings) -> Gateway:
-    """What `lambda_entry.handler` builds in AWS, over the session's simulator and DynamoDB."""
-    return wiring.build(
-        settings,
-        credentials=static_credentials(
-            simulator.SIMULATOR_ACCESS_KEY, simulator.SIMULATOR_SECRET_KEY
-        ),
-    )
-
-
-def function_url_event(path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / "function_url_chat_stream.json").read_text())
-    raw = json.dumps(body)
-    event["rawPath"] = path
-    event["requestContext"]["http"]["path"] = path
-    event["headers"]["authorization"] = f"Bearer {key}"
-    event["headers"]["content-length"] = str(len(raw))
-    event["body"] = raw
-    return event
-
-
-def invoke(
-    gateway: Gateway, event: dict[str, Any], context: NearlySpentContext
-) -> tuple[Any, bytes]:
-    """Run the handler and read its body like the runtime: every piece, then close once."""
-    result = lambda_entry.handle_event(event, context, gateway)
-    body = result["body"]
-    pieces: list[bytes] = []
-    try:
-        pieces.extend(body)
-    finally:
-        body.close()
-    return result, b"".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -144,7 +92,7 @@ def test_stream_cut_by_the_lambda_deadline_ends_cleanly_and_is_billed_incomplete
     key, record = new_key()
     path, fields = SURFACES[surface]
     event = function_url_event(path, key, {"model": MODEL, "stream": True, **fields})
-    context = NearlySpentContext()
+    context = LambdaContext(NEARLY_SPENT_MS)
 
     # WHEN the Function URL event is handled and its body read to the end
     result, stream = invoke(lambda_gateway, event, context)
@@ -192,7 +140,7 @@ def test_deadline_before_the_first_byte_answers_504_and_bills_nothing(
     event = function_url_event("/v1/chat/completions", key, body)
 
     # WHEN the event is handled with this little time left
-    result, content = invoke(lambda_gateway, event, NearlySpentContext(remaining_ms))
+    result, content = invoke(lambda_gateway, event, LambdaContext(remaining_ms))
 
     # THEN an OpenAI-shaped 504 (JSON, not a stream), nothing billed, the reservation given back
     assert result["statusCode"] == 504

@@ -78,7 +78,7 @@ def test_401_after_revocation_once_the_cache_expires(
     uncached = start_gateway(key_cache_ttl_seconds=0.0)
     key, record = new_key()
     assert call(uncached.url, key).status_code == 200
-    KeyStore(dynamo, settings.keys_table).replace(record, status="revoked")
+    KeyStore(dynamo, settings.keys_table).revoke(record)
     error = assert_error(call(uncached.url, key), 401, "authentication_error", "invalid_api_key")
     assert "revoked" in error["message"]
 
@@ -93,6 +93,19 @@ def test_403_model_not_permitted(gateway, new_key, sim) -> None:
     key, _ = new_key(models=("openai.gpt-oss-20b",))
     error = assert_error(call(gateway.url, key), 403, "permission_error", "model_not_permitted")
     assert error["param"] == "model"
+    assert sim.requests == []
+
+
+def test_403_project_not_permitted(gateway, new_key, sim) -> None:
+    key, _ = new_key(project="proj_a1")
+    answer = httpx.post(
+        gateway.url + "/openai/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}", "openai-project": "proj_b2"},
+        json=CHAT,
+        timeout=10,
+    )
+    error = assert_error(answer, 403, "permission_error", "project_not_permitted")
+    assert error["param"] == "OpenAI-Project"
     assert sim.requests == []
 
 

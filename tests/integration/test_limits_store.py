@@ -18,7 +18,7 @@ import pytest
 
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
-from mantle_gateway.store.limits import Ask, LimitsStore, spend_pk
+from mantle_gateway.store.limits import Ask, LimitsStore, Reservation, spend_pk
 
 MINUTE = datetime(2026, 11, 24, 12, 0, 10, tzinfo=UTC)
 NEXT_MINUTE = datetime(2026, 11, 24, 12, 1, 5, tzinfo=UTC)
@@ -141,7 +141,7 @@ def test_rate_and_budget_in_one_write(
     assert stored["window_requests"] == 2
 
     # AND a rate refusal reserves nothing
-    limits.release(key_id, MONTH, Decimal("1.2"))
+    limits.release(Reservation(key_id, MONTH, None, Decimal("1.2")))  # two, without holds
     assert limits.admit(ask).refused is None
     assert limits.admit(ask).refused == "rate"
     assert item(dynamo, settings, key_id)["committed_usd"] == Decimal("0.6")

@@ -40,6 +40,26 @@ def framed(*pieces: bytes) -> bytes:
     return b"".join(b"%X\r\n%b\r\n" % (len(p), p) for p in pieces)
 
 
+def error_post(emulator: RuntimeEmulator, path: str, error_type: str, body: bytes) -> bytes:
+    """An error POST exactly as the runtime must send it: http.client's request line and its
+    Host, Accept-Encoding and Content-Length, then the error type and the JSON content type."""
+    return (
+        f"POST {path} HTTP/1.1\r\n"
+        f"Host: {emulator.address}\r\n"
+        "Accept-Encoding: identity\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Lambda-Runtime-Function-Error-Type: {error_type}\r\n"
+        "Content-Type: application/json\r\n"
+        "\r\n"
+    ).encode() + body
+
+
+def error_document(message: str, error_type: str, stack_trace: list[str]) -> bytes:
+    """The Runtime API's error document, compact, in the documented field order."""
+    document = {"errorMessage": message, "errorType": error_type, "stackTrace": stack_trace}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def log_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -165,6 +185,16 @@ def test_failure_mid_stream_ends_with_the_zero_chunk_and_both_trailers(
     error_body = response.trailer("Lambda-Runtime-Function-Error-Body")
     assert error_type == "UpstreamParserError"
     assert error_body is not None
+    expected_head = (
+        f"POST {response.path} HTTP/1.1\r\n"
+        f"Host: {failing.address}\r\n"
+        "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+        "Transfer-Encoding: chunked\r\n"
+        "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n"
+        "Content-Type: application/vnd.awslambda.http-integration-response\r\n"
+        "\r\n"
+    )
+    assert response.head == expected_head.encode()
     assert bytes(response.raw).endswith(
         b"0\r\nLambda-Runtime-Function-Error-Type: UpstreamParserError\r\n"
         b"Lambda-Runtime-Function-Error-Body: " + error_body.encode() + b"\r\n\r\n"
@@ -197,13 +227,30 @@ def test_error_before_the_first_byte_goes_to_the_error_endpoint(
     error = invocation.error
     assert error is not None
     assert error.path == f"/2018-06-01/runtime/invocation/{invocation.request_id}/error"
-    assert error.header("Lambda-Runtime-Function-Error-Type") == "Unhandled"
+    # The header names the same type as the document: the exception's class, never a fixed
+    # "Unhandled".
+    assert error.header("Lambda-Runtime-Function-Error-Type") == error_type
     document = error.json()
     assert document["errorType"] == error_type
     assert isinstance(document["errorMessage"], str)
     assert isinstance(document["stackTrace"], list)
+    body = error_document(document["errorMessage"], error_type, document["stackTrace"])
+    assert error.head + bytes(error.raw) == error_post(failing, error.path, error_type, body)
     if where in ("first_piece", "bad_status", "big_prelude"):
         assert settled_log(failing, close_log).count("close") == 1
+
+
+def test_handler_exception_is_posted_byte_for_byte(failing: RuntimeEmulator) -> None:
+    invocation = failing.invoke({"where": "handler"}).wait_done()
+
+    error = invocation.error
+    assert error is not None
+    frames = error.json()["stackTrace"]
+    assert len(frames) == 1
+    assert 'failing.py", line ' in frames[0]
+    assert frames[0].endswith('raise ValueError("handler refused the event")')
+    body = error_document("handler refused the event", "ValueError", frames)
+    assert error.head + bytes(error.raw) == error_post(failing, error.path, "ValueError", body)
 
 
 def test_process_survives_errors_and_serves_the_next_event(failing: RuntimeEmulator) -> None:
@@ -366,6 +413,9 @@ def test_dropped_connection_closes_the_body_and_the_next_event_is_served(tmp_pat
             {"STREAMING_RUNTIME_RESPONSE_MODE": "sometimes"},
             "Runtime.ConfigInvalid",
         ),
+        # The module's own code raised while it was imported: its class, as the managed
+        # runtime reports it.
+        ("import_fails.handler", {}, "SettingsError"),
     ],
 )
 def test_init_failure_is_reported_to_init_error_and_the_process_exits(
@@ -377,7 +427,13 @@ def test_init_failure_is_reported_to_init_error_and_the_process_exits(
 
     assert posted.path == "/2018-06-01/runtime/init/error"
     assert posted.header("Lambda-Runtime-Function-Error-Type") == error_type
-    assert posted.json()["errorType"] == error_type
+    document = posted.json()
+    assert document["errorType"] == error_type
+    body = error_document(document["errorMessage"], error_type, document["stackTrace"])
+    assert posted.head + bytes(posted.raw) == error_post(emulator, posted.path, error_type, body)
+    if handler == "import_fails.handler":
+        assert document["errorMessage"] == "LOG_LEVEL: 'LOUD' is not a log level"
+        assert any("import_fails.py" in frame for frame in document["stackTrace"])
     assert exit_code == 1
     assert emulator.next_calls == 0
 

@@ -18,7 +18,7 @@ import httpx
 
 from mantle_gateway.observability import logger
 from mantle_gateway.store.dynamo import Dynamo
-from mantle_gateway.store.limits import LimitsStore
+from mantle_gateway.store.limits import LimitsStore, holds_in
 
 COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
 
@@ -65,6 +65,9 @@ def test_failed_usage_write_is_logged_then_replayed_once(
     logged = json.loads(line)
     assert logged["usage_item"]["key_id"] == record.key_id
     assert logged["usage_item"]["output_tokens"] == 8
+    # AND the reservation it settles, named by its hold
+    assert logged["reservation"]["hold"] == logged["usage_item"]["request_id"]
+    assert Decimal(logged["reservation"]["usd"]) == Decimal(logged["reserved_usd"]) > 0
     assert key not in line
     assert usage_items(record.key_id, timeout=0.2) == []
 
@@ -87,12 +90,14 @@ def test_failed_usage_write_is_logged_then_replayed_once(
     (item,) = usage_items(record.key_id)
     assert item["request_id"] == logged["usage_item"]["request_id"]
     month = datetime.now(UTC).strftime("%Y-%m")
-    counters = LimitsStore(
+    limits = LimitsStore(
         Dynamo(region="us-east-1", endpoint_url=dynamodb.endpoint_url), settings.limits_table
-    ).spend(record.key_id, month)
+    )
+    counters = limits.spend(record.key_id, month)
     assert counters["spent_usd"] == item["cost_usd"]
     assert counters["committed_usd"] == counters["spent_usd"], "the reservation was settled"
     assert counters["requests"] == 1
+    assert holds_in(limits.item(record.key_id, month)) == [], "and its hold removed"
 
 
 def _wait_for_failed_write(log_file: Path) -> list[str]:

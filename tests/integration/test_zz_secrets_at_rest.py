@@ -12,7 +12,11 @@ def test_no_plaintext_key_in_any_table(settings, dynamo, new_key, issued_secrets
     new_key()  # at least one, even when run alone
     dump = []
     for table in (settings.keys_table, settings.usage_table, settings.limits_table):
-        pages = dynamo.client.get_paginator("scan").paginate(TableName=table)
+        # Small pages: one Scan of a whole table the run has filled can outlast the client's
+        # read timeout on a loaded machine (moto answers a page at a time).
+        pages = dynamo.client.get_paginator("scan").paginate(
+            TableName=table, PaginationConfig={"PageSize": 100}
+        )
         dump.extend(json.dumps(page["Items"]) for page in pages)
     text = "\n".join(dump)
     assert len(issued_secrets) > 1

@@ -10,9 +10,10 @@ so this one speaks just enough of the API (https://docs.aws.amazon.com/lambda/la
     POST /2018-06-01/runtime/init/error
 
 and starts the layer the way Lambda does: `exec_wrapper <interpreter> <managed runtime args>`
-with `AWS_LAMBDA_RUNTIME_API`, `_HANDLER` and `LAMBDA_TASK_ROOT` set. For each response it keeps
-the request headers, every chunk's size line, data and arrival time (monotonic, in order), the
-trailers, and the raw framed bytes, so tests can check the wire byte for byte.
+with `AWS_LAMBDA_RUNTIME_API`, `_HANDLER` and `LAMBDA_TASK_ROOT` set. For each POST it keeps the
+request line and headers exactly as sent, every chunk's size line, data and arrival time
+(monotonic, in order), the trailers, and the raw framed body, so tests can check the wire byte
+for byte.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = ROOT / "layers" / "streaming_runtime" / "streaming_runtime" / "exec_wrapper"
@@ -56,6 +57,8 @@ class Posted:
 
     path: str
     headers: list[tuple[str, str]]
+    head: bytes = b""
+    """The request line and header lines exactly as sent, through the blank line."""
     chunks: list[Chunk] = field(default_factory=list)
     trailers: list[tuple[str, str]] = field(default_factory=list)
     raw: bytearray = field(default_factory=bytearray)
@@ -327,9 +330,42 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class _HeadRecorder:
+    """The connection's reader, keeping a copy of every line read since `restart()`: the request
+    line and the headers are read line by line before any body byte."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self.lines = bytearray()
+
+    def restart(self) -> None:
+        self.lines.clear()
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._reader.readline(limit)
+        self.lines += line
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._reader.read(size)
+        return data
+
+    def close(self) -> None:
+        self._reader.close()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self._recorder = _HeadRecorder(self.rfile)
+        self.rfile = cast(Any, self._recorder)
+
+    def handle_one_request(self) -> None:
+        self._recorder.restart()
+        super().handle_one_request()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the tests read the records, not the access log."""
@@ -359,7 +395,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         emulator = self.server.emulator
-        posted = Posted(path=self.path, headers=list(self.headers.items()))
+        head = bytes(self._recorder.lines)  # nothing of the body is read yet
+        posted = Posted(path=self.path, headers=list(self.headers.items()), head=head)
         if self.path == f"{API}/init/error":
             self._read_whole(posted)
             emulator._record_init_error(posted)

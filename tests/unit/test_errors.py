@@ -14,6 +14,8 @@ from mantle_gateway import errors
         (errors.RequestTooLargeError, 413, "invalid_request_error", "request_too_large"),
         (errors.AuthenticationError, 401, "authentication_error", "invalid_api_key"),
         (errors.PermissionDeniedError, 403, "permission_error", "model_not_permitted"),
+        (errors.ModelNotPricedError, 403, "permission_error", "model_not_priced"),
+        (errors.ProjectNotPermittedError, 403, "permission_error", "project_not_permitted"),
         (errors.NotFoundError, 404, "not_found", "not_found"),
         (errors.RateLimitError, 429, "rate_limit_error", "rate_limit_exceeded"),
         (errors.BudgetExceededError, 429, "insufficient_quota", "budget_exceeded"),
@@ -38,6 +40,8 @@ def test_error_envelope(cls: type[errors.GatewayError], status: int, type_: str,
         (errors.RequestTooLargeError, "request_too_large"),
         (errors.AuthenticationError, "authentication_error"),
         (errors.PermissionDeniedError, "permission_error"),
+        (errors.ModelNotPricedError, "permission_error"),
+        (errors.ProjectNotPermittedError, "permission_error"),
         (errors.NotFoundError, "not_found_error"),
         (errors.MethodNotAllowedError, "invalid_request_error"),
         (errors.RateLimitError, "rate_limit_error"),
@@ -66,3 +70,29 @@ def test_anthropic_envelope(cls: type[errors.GatewayError], type_: str) -> None:
 )
 def test_shape_follows_the_path(path: str, shape: str) -> None:
     assert errors.shape_for(path) == shape
+
+
+@pytest.mark.parametrize(
+    ("err", "should_retry"),
+    [
+        (errors.AuthenticationError("no"), False),
+        (errors.PermissionDeniedError("no"), False),
+        (errors.InvalidRequestError("no"), False),
+        (errors.RequestTooLargeError("no"), False),
+        (errors.NotFoundError("no"), False),
+        (errors.MethodNotAllowedError("no", headers={"allow": "POST"}), False),
+        (errors.BudgetExceededError("no"), False),
+        (errors.RateLimitError("slow", headers={"retry-after": "3"}), True),
+        (errors.UpstreamError("down"), True),
+        (errors.ServiceUnavailableError("busy"), True),
+    ],
+)
+def test_anthropic_refusals_that_no_retry_fixes_say_so(
+    err: errors.GatewayError, should_retry: bool
+) -> None:
+    anthropic_headers = dict(err.answer_headers("anthropic"))
+    assert ("x-should-retry" not in anthropic_headers) is should_retry
+    if not should_retry:
+        assert anthropic_headers["x-should-retry"] == "false"
+    assert dict(err.answer_headers("openai")) == err.headers  # OpenAI answers are unchanged
+    assert err.headers.items() <= anthropic_headers.items()

@@ -12,6 +12,7 @@ from mantle_gateway.usage import (
     TokenCounts,
     UsageRecord,
     from_chat_usage,
+    from_messages_usage,
     from_responses_usage,
     parse_upstream_json,
 )
@@ -120,3 +121,17 @@ def test_upstream_json_keeps_every_value_and_never_raises() -> None:
     assert parse_upstream_json(b"[" * 100_000) is None
     assert parse_upstream_json(b"not json") is None
     assert parse_upstream_json(b"[1]") is None
+
+
+def test_messages_usage_counts_cache_reads_and_writes_as_input() -> None:
+    usage = {
+        "input_tokens": 10,
+        "cache_read_input_tokens": 200,
+        "cache_creation_input_tokens": 30,
+        "output_tokens": 7,
+    }
+    assert from_messages_usage(usage) == TokenCounts(
+        input=240, output=7, cached=200, cache_write=30
+    )
+    assert from_messages_usage({"input_tokens": 4, "output_tokens": 1}) == TokenCounts(4, 1)
+    assert from_messages_usage(None) is None

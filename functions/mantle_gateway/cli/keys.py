@@ -12,7 +12,7 @@ from typing import Any
 
 from mantle_gateway.errors import ConfigError
 from mantle_gateway.settings import Settings
-from mantle_gateway.store.keys import KeyRecord, KeyStore
+from mantle_gateway.store.keys import KeyRecord, KeyStore, KeyWriteRefused
 
 
 def _store() -> KeyStore:
@@ -39,15 +39,25 @@ def run(args: argparse.Namespace) -> int:
     if record is None:
         print(f"mantle-gateway: no key with id {args.key_id}", file=sys.stderr)
         return 1
-    if args.command == "revoke":
-        record = store.replace(record, status="revoked")
-    elif args.command == "update":
-        changes = _changes(args)
-        if args.name:
-            changes["name"] = args.name
-        record = store.replace(record, **changes)
+    try:
+        if args.command == "revoke":
+            record = store.revoke(record)
+        elif args.command == "update":
+            record = store.update(record, **_update_changes(args))
+    except KeyWriteRefused as exc:
+        print(f"mantle-gateway: {exc}", file=sys.stderr)
+        return 1
     _show(record, as_json=args.json)
     return 0
+
+
+def _update_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes = _changes(args)
+    if args.name:
+        changes["name"] = args.name
+    if not changes:
+        raise ConfigError("keys update: nothing to change (give --rpm, --tpm, --models, …)")
+    return changes
 
 
 def _create(store: KeyStore, args: argparse.Namespace) -> int:
@@ -80,6 +90,10 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["models"] = models
     if args.expires is not None:
         changes["expires_at"] = _date(args.expires)
+    if args.project is not None:
+        changes["project"] = _project(args.project)
+    if args.alert_at is not None:
+        changes["alert_at"] = _alert_at(args.alert_at)
     return changes
 
 
@@ -97,6 +111,29 @@ def _positive(value: int, flag: str) -> int:
     if value <= 0:
         raise ConfigError(f"{flag}: must be a positive whole number")
     return value
+
+
+def _project(raw: str) -> str | None:
+    """A Mantle project id, or None for `none` (on update: the key no longer names one)."""
+    from mantle_gateway.core.projects import PROJECT_ID
+
+    if raw == "none":
+        return None
+    if not PROJECT_ID.fullmatch(raw):
+        raise ConfigError(f"--project: {raw!r} is not a Mantle project id (proj_…, default, none)")
+    return raw
+
+
+def _alert_at(raw: str) -> tuple[int, ...] | None:
+    """Thresholds, () for `none` (no alerts), None for `default` (the stage's thresholds)."""
+    from mantle_gateway.settings import parse_thresholds
+
+    if raw.strip().lower() == "default":
+        return None
+    try:
+        return parse_thresholds(raw)
+    except ValueError as exc:
+        raise ConfigError(f"--alert-at: {exc}") from None
 
 
 def _date(raw: str) -> str:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from mantle_gateway.errors import ConfigError
+
+T = TypeVar("T", int, float)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +31,31 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["mantle", "simulator"],
         default="mantle",
         help="simulator: answer with the built-in Mantle simulator (no AWS account needed)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=256,
+        help="open connections served at once; more wait until one ends (default 256)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=30.0,
+        help="seconds a keep-alive connection may wait for its next request (default 30)",
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=_positive(float),
+        default=30.0,
+        help="seconds a request may take to arrive, first byte to last (default 30; then 408)",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=_positive(float),
+        default=10.0,
+        help="on SIGTERM/Ctrl-C: seconds to finish answers in flight, then as many to write "
+        "queued usage; what is left is logged for `usage replay` (default 10)",
     )
 
     tables = groups.add_parser("tables", help="DynamoDB tables for local and test use")
@@ -56,10 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
     report = usage_cmd.add_parser("report", help="per-key usage and cost for a month")
     report.add_argument("--month", required=True, help="YYYY-MM (UTC)")
     report.add_argument("--key", help="one key id")
-    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
+    report.add_argument(
+        "--group-by",
+        choices=["key", "project"],
+        default="key",
+        help="project: spend per Mantle project across keys (table, csv, json)",
+    )
     replay = usage_cmd.add_parser("replay", help="write usage items from usage_write_failed logs")
     replay.add_argument("files", nargs="+", help="log files (JSON lines or CloudWatch exports)")
     return parser
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type: a positive number of `kind`, below a million (so finite)."""
+
+    def parse(text: str) -> T:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not 0 < value < 1_000_000:
+            raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1,000,000")
+        return value
+
+    return parse
 
 
 def _key_options(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +118,15 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tpm", type=int, help="tokens per minute")
     parser.add_argument("--models", help="comma-separated model globs, e.g. 'openai.gpt-oss-*'")
     parser.add_argument("--expires", help="YYYY-MM-DD (UTC); the key stops working that day")
+    parser.add_argument(
+        "--project",
+        help="Mantle project (proj_… or default) named on every upstream request; none: unbind",
+    )
+    parser.add_argument(
+        "--alert-at",
+        help="budget alert thresholds, percent of the monthly budget (e.g. 50,80,100); "
+        "none: no alerts; default: the stage's",
+    )
     parser.add_argument("--json", action="store_true")
 
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from mantle_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from mantle_gateway.doors.local import LocalServer
+    from mantle_gateway.store.background_ledger import BackgroundLedger
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,9 +71,20 @@ def run(args: argparse.Namespace) -> int:
         )
         notes.append(f"Demo key ({record.key_id}), shown once: {demo_key}")
 
-    gateway = wiring.build(settings, credentials=credentials)
-    server = serve(gateway, args.host, args.port, settings.max_request_bytes)
-    print(f"Mantle Gateway listening on {server.url}  (OpenAI base URL: {server.url}/openai/v1)")
+    gateway, usage_writer = wiring.build_local(settings, credentials=credentials)
+    server = serve(
+        gateway,
+        args.host,
+        args.port,
+        settings.max_request_bytes,
+        max_connections=args.max_connections,
+        idle_timeout=args.idle_timeout,
+        request_timeout=args.request_timeout,
+    )
+    print(f"Mantle Gateway listening on {server.url}")
+    print(
+        f"  OpenAI base URL: {server.url}/openai/v1    Anthropic base URL: {server.url}/anthropic"
+    )
     for note in notes:
         print("  " + note)
     key = demo_key or "<your gateway key>"
@@ -75,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         " -H 'content-type: application/json'"
         ' -d \'{"model":"openai.gpt-oss-120b","messages":[{"role":"user","content":"hi"}]}\''
     )
+    print(
+        f"  Claude Code: ANTHROPIC_BASE_URL={server.url}/anthropic ANTHROPIC_API_KEY={key}"
+        " claude -p 'say hi'"
+    )
     if demo_key:
         month = datetime.now(UTC).strftime("%Y-%m")
         print(
@@ -82,8 +104,34 @@ def run(args: argparse.Namespace) -> int:
             f"mantle-gateway usage report --month {month}"
         )
     sys.stdout.flush()
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    _serve_until_stopped(server, usage_writer, args.drain_timeout)
     return 0
+
+
+def _serve_until_stopped(
+    server: LocalServer, usage_writer: BackgroundLedger, drain_timeout: float
+) -> None:
+    """Serve until SIGTERM or Ctrl-C; then stop accepting, let the answers in flight finish
+    (bounded), and write the queued usage (bounded: what is left is logged for `usage replay`)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start_background()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("Stopping: finishing answers in flight, then writing queued usage.", file=sys.stderr)
+    server.shutdown()
+    try:
+        server.drain(drain_timeout)
+        server.server_close()
+        unwritten = usage_writer.drain(drain_timeout)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, but keep every record
+        unwritten = usage_writer.drain(0)
+    if unwritten:
+        print(
+            f"{unwritten} usage records could not be written in time: each is in the log as a "
+            "usage_write_failed line; write them with `mantle-gateway usage replay LOGFILE`.",
+            file=sys.stderr,
+        )

@@ -1,12 +1,17 @@
 """`mantle-gateway usage report|replay`: the finance view of a month, and the repair of the ledger.
 
 `report` reads a month with Queries only (one key, or every key through the month index) and
-prints per key requests, tokens (reasoning included), cost, budget and what remains, broken down
-by `api_surface` and model, as a table, CSV or JSON.
+prints per key requests, tokens (cached, cache-written and reasoning included), cost, budget and
+what remains, broken down by `api_surface` and model, as a table, CSV, JSON or one
+self-contained HTML page (with the spend per day and the items to look at twice);
+`--group-by project` prints the same per Mantle project instead, across keys, broken down by key
+and model.
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
-The usage item's put is conditional, so replaying a file twice writes each item once.
+The usage item's put is conditional, so replaying a file twice writes each item once. Then it
+checks the budget alerts of every key and month it wrote to (and of every `budget_alert_failed`
+line), with the gateway's own exactly-once claims: a threshold announced before is not again.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import csv
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mantle_gateway.errors import ConfigError
 from mantle_gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from mantle_gateway.core.alerts import BudgetAlerts
+    from mantle_gateway.store.limits import Reservation
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +54,8 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise ConfigError(f"--month: {month!r} is not YYYY-MM")
     items = UsageReader(dynamo, settings.usage_table).month(month, args.key)
+    if args.group_by == "project":
+        return _project_report(args.format, month, items)
     reports = report.aggregate(items)
     keys = KeyStore(dynamo, settings.keys_table)
     limits = LimitsStore(dynamo, settings.limits_table)
@@ -59,6 +70,13 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     ordered = [reports[k] for k in sorted(reports)]
     if args.format == "json":
         print(json.dumps(report.as_json(month, ordered), indent=2))
+    elif args.format == "html":
+        from datetime import UTC, datetime
+
+        from mantle_gateway.core import report_html
+
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        sys.stdout.write(report_html.render(month, ordered, generated_at=now))
     elif args.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=report.CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -68,44 +86,65 @@ def _report(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     return 0
 
 
+def _project_report(output: str, month: str, items: Iterable[dict[str, Any]]) -> int:
+    """Spend per Mantle project across keys: the figure to set beside AWS Cost Explorer's."""
+    from mantle_gateway.core import report
+
+    if output not in ("table", "csv", "json"):
+        raise ConfigError(f"--group-by project: prints table, csv or json, not {output}")
+    projects = report.aggregate_projects(items)
+    ordered = [projects[p] for p in sorted(projects)]
+    if output == "json":
+        print(json.dumps(report.projects_as_json(month, ordered), indent=2))
+        return 0
+    rows = report.projects_as_rows(month, ordered)
+    if output == "csv":
+        columns = report.PROJECT_CSV_COLUMNS
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        _columns(rows, report.PROJECT_CSV_COLUMNS[1:])
+    return 0
+
+
 def _table(rows: list[dict[str, Any]]) -> None:
-    columns = (
-        "key_id",
-        "name",
-        "api_surface",
-        "model",
-        "requests",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "reasoning_tokens",
-        "cost_usd",
-        "budget_usd",
-        "remaining_usd",
-    )
+    from mantle_gateway.core.report import CSV_COLUMNS
+
+    _columns(rows, CSV_COLUMNS[1:])
+
+
+def _columns(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
-def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Decimal]]:
-    """Usage items (and their budget reservations) from `usage_write_failed` log lines."""
-    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE
-
+def _log_records(paths: list[str], message: str) -> Iterator[dict[str, Any]]:
+    """The JSON records whose `message` is `message`, in log files (JSON lines, or CloudWatch
+    exports where each record follows a timestamp)."""
     for path in paths:
         for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-            if FAILED_WRITE_MESSAGE not in line or "{" not in line:
+            if message not in line or "{" not in line:
                 continue
             try:
                 record = json.loads(line[line.index("{") :])
             except ValueError:
                 continue
-            if record.get("message") != FAILED_WRITE_MESSAGE or "usage_item" not in record:
-                continue
+            if isinstance(record, dict) and record.get("message") == message:
+                yield record
+
+
+def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Reservation | None]]:
+    """Usage items (and the reservations they settle) from `usage_write_failed` log lines."""
+    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE, reservation_from_log
+
+    for record in _log_records(paths, FAILED_WRITE_MESSAGE):
+        if "usage_item" in record:
             item = dict(record["usage_item"])
             item["cost_usd"] = Decimal(str(item["cost_usd"]))
-            yield item, Decimal(str(record.get("reserved_usd", "0")))
+            yield item, reservation_from_log(item, record)
 
 
 def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
@@ -114,8 +153,35 @@ def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
     from mantle_gateway.store.ledger import FAILED, Ledger
 
     ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
-    outcomes = Counter(
-        ledger.write_item(item, reserved=reserved) for item, reserved in failed_writes(args.files)
-    )
-    print(json.dumps({"found": sum(outcomes.values()), **outcomes}))
+    outcomes: Counter[str] = Counter()
+    spent = set(failed_alerts(args.files))
+    for item, reservation in failed_writes(args.files):
+        outcome = ledger.write_item(item, reservation)
+        outcomes[outcome] += 1
+        if outcome != FAILED:  # written now or before: its spend may have crossed a threshold
+            spent.add((str(item["key_id"]), str(item["month"])))
+    alerts = _budget_alerts(settings, dynamo)
+    sent = sum(alerts.after_spend(key_id, month) for key_id, month in sorted(spent))
+    summary: dict[str, int] = {"found": sum(outcomes.values()), **outcomes}
+    if sent:
+        summary["budget_alerts"] = sent
+    print(json.dumps(summary))
     return 1 if outcomes[FAILED] else 0
+
+
+def failed_alerts(paths: list[str]) -> Iterator[tuple[str, str]]:
+    """(key id, month) of every `budget_alert_failed` log line: checked again on replay."""
+    from mantle_gateway.core.alerts import FAILED_MESSAGE
+
+    for record in _log_records(paths, FAILED_MESSAGE):
+        if isinstance(record.get("key_id"), str) and isinstance(record.get("month"), str):
+            yield record["key_id"], record["month"]
+
+
+def _budget_alerts(settings: Settings, dynamo: Any) -> BudgetAlerts:
+    """The same alerts as the gateway's (BUDGET_ALERT_EVENTS decides where they go: set it to
+    `eventbridge`, and GATEWAY_STAGE, as the stage's function has them), finding keys by id."""
+    from mantle_gateway import wiring
+    from mantle_gateway.store.keys import KeyStore
+
+    return wiring.budget_alerts(settings, dynamo, KeyStore(dynamo, settings.keys_table).get_by_id)

@@ -85,6 +85,7 @@ class KeyCache:
         self._ttl = ttl_seconds
         self._monotonic = monotonic
         self._entries: dict[str, tuple[KeyRecord | None, float]] = {}
+        self._by_id: dict[str, KeyRecord] = {}
         self._lock = threading.Lock()
 
     def get(self, secret_digest: str) -> KeyRecord | None:
@@ -102,8 +103,16 @@ class KeyCache:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
+                self._by_id.clear()
             self._entries[secret_digest] = (record, now + ttl)
+            if record is not None:
+                self._by_id[record.key_id] = record
         return record
+
+    def recent(self, key_id: str) -> KeyRecord | None:
+        """The key as this process last read it, by id, expired or not: what the work after an
+        answer (budget alerts) needs of a key a request just authenticated, without a read."""
+        return self._by_id.get(key_id)
 
 
 def issue_key(
@@ -117,6 +126,8 @@ def issue_key(
     tpm: int | None = None,
     models: tuple[str, ...] = ("*",),
     expires_at: str | None = None,
+    project: str | None = None,
+    alert_at: tuple[int, ...] | None = None,
 ) -> tuple[str, KeyRecord]:
     """Make a new key; the secret is returned once and only its digest is stored."""
     secret = new_secret()
@@ -131,6 +142,8 @@ def issue_key(
         rpm=rpm,
         tpm=tpm,
         models=models,
+        project=project,
+        alert_at=alert_at,
         hint=secret[: len(KEY_PREFIX) + 4] + "…",
     )
     store.put_new(record)

@@ -5,7 +5,9 @@ buffered answer), so the client has its last byte before the ledger is written. 
 response (`background: true`) is answered "queued" before any token is spent: its bill waits in
 the owner record, and the owner's first read that finds it finished writes it — once, because
 its usage item's id is derived from the response id and the ledger's put is conditional —
-whether that read is plain or streamed (`GET /responses/{id}?stream=true`).
+whether that read is plain or streamed (`GET /responses/{id}?stream=true`). Its budget
+reservation stays in the hold admission wrote, which the owner record names: the bill settles
+it, or adds the full cost if the hold expired first (docs/decisions/0006).
 
 Usage the upstream did not send, or sent with numbers no bill can carry (NaN, negative, over
 `MAX_TOKENS_PER_COUNT`, …), is estimated from what was sent and seen and flagged `estimated`;
@@ -15,6 +17,7 @@ bad numbers also log `invalid_upstream_usage` and emit the `InvalidUpstreamUsage
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -23,14 +26,13 @@ from mantle_gateway.core.call import Call
 from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.observability import logger, metric
 from mantle_gateway.store.dynamo import StoreError
+from mantle_gateway.store.limits import Reservation
 from mantle_gateway.store.responses import PendingBill, ResponseOwner
 from mantle_gateway.stream.relay import Observation
 from mantle_gateway.usage import (
     InvalidUsage,
     TokenCounts,
     UsageRecord,
-    from_chat_usage,
-    from_responses_usage,
 )
 
 _ZERO = Decimal(0)
@@ -39,9 +41,7 @@ _FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
 
 class LedgerWriter(Protocol):
-    def record(
-        self, record: UsageRecord, reserved: Decimal = ..., *, charge_window: bool = ...
-    ) -> bool: ...
+    def record(self, record: UsageRecord, reservation: Reservation | None = ...) -> bool: ...
 
 
 class Owners(Protocol):
@@ -56,13 +56,17 @@ def awaits_background_work(answer: Mapping[str, Any]) -> bool:
     return answer.get("background") is True and answer.get("status") in _WAITING
 
 
-def observe(answer: Mapping[str, Any], size: int, *, chat: bool) -> Observation:
-    """What a whole (not streamed) answer of `size` bytes used: its usage, else an estimate of
-    its output (bytes / 4, as the input is estimated), and its status."""
+def observe(
+    answer: Mapping[str, Any],
+    size: int,
+    read: Callable[[Mapping[str, Any]], TokenCounts | None],
+) -> Observation:
+    """What a whole (not streamed) answer of `size` bytes used: its usage as `read` finds it
+    (the API family's reading), else an estimate of its output (bytes / 4, as the input is
+    estimated), and its status."""
     observed = Observation(ended=True, events=size // 4)
-    read = from_chat_usage if chat else from_responses_usage
     try:
-        observed.tokens = read(answer.get("usage"))
+        observed.tokens = read(answer)
     except InvalidUsage:
         observed.usage_invalid = True
     status = answer.get("status")
@@ -98,13 +102,16 @@ class Meter:
         return True
 
     def defer(self, call: Call, response_id: str) -> bool:
-        """Keep a queued background response's bill (and its budget reservation) for later."""
+        """Keep a queued background response's bill (and the hold of its budget reservation) for
+        later. Its tokens stay reserved at their worst case in the minute it was admitted."""
         assert call.parsed is not None
+        reservation = call.reservation
         pending = PendingBill(
             call.parsed.model,
             call.started,
             call.request.door,
-            call.reserved,
+            reservation.usd if reservation is not None else _ZERO,
+            reservation.hold if reservation is not None else None,
             input_estimate=_input_estimate(call.request.body),
         )
         return self.remember_owner(call, response_id, pending)
@@ -115,7 +122,6 @@ class Meter:
         tokens, estimated = _measured(
             observed, _input_estimate(call.request.body), call.request_id, call.key.key_id
         )
-        charge_window = call.rate is not None and call.rate.tpm is not None
         self._write(
             self._usage(
                 request_id=call.request_id,
@@ -129,9 +135,9 @@ class Meter:
                 stream=stream,
                 surface=call.route.surface,
                 response_id=observed.response_id,
+                project=call.project,
             ),
-            call.reserved,
-            charge_window=charge_window,
+            call.reservation,
         )
 
     def bill_background(self, call: Call, observed: Observation) -> None:
@@ -158,8 +164,10 @@ class Meter:
             stream=False,
             surface="responses",
             response_id=response_id,
+            project=call.project,
         )
-        if self._write(record, pending.reserved):
+        reservation = Reservation(call.key.key_id, record.month, pending.hold, pending.reserved)
+        if self._write(record, reservation):
             try:
                 self._owners.settle(response_id)
             except StoreError:
@@ -179,6 +187,7 @@ class Meter:
         stream: bool,
         surface: str | None,
         response_id: str | None,
+        project: str | None,
     ) -> UsageRecord:
         cost = self._prices.cost(model, tokens)
         if cost is None:
@@ -199,13 +208,12 @@ class Meter:
             outcome=outcome,
             estimated=estimated,
             response_id=response_id,
+            project=project,
         )
 
-    def _write(
-        self, record: UsageRecord, reserved: Decimal, *, charge_window: bool = False
-    ) -> bool:
+    def _write(self, record: UsageRecord, reservation: Reservation | None) -> bool:
         try:
-            return self._ledger.record(record, reserved, charge_window=charge_window)
+            return self._ledger.record(record, reservation)
         except Exception:
             logger.exception("usage_record_failed", extra={"request_id": record.request_id})
             return False
@@ -219,10 +227,15 @@ def _measured(
     observed: Observation, input_estimate: int, request_id: str, key_id: str
 ) -> tuple[TokenCounts, bool]:
     """The tokens to bill and whether they are estimated. Usage the upstream never sent (cut
-    short) or sent with bad numbers: what was sent (body bytes / 4) and seen (events)."""
+    short) or sent with bad numbers: what was sent (body bytes / 4) and seen (events); usage
+    whose output count never came (a Messages stream cut short): at least what was seen."""
     if observed.usage_invalid:
         logger.warning("invalid_upstream_usage", extra={"request_id": request_id, "key_id": key_id})
         metric("InvalidUpstreamUsage")
-    if observed.tokens is not None:
-        return observed.tokens, False
-    return TokenCounts(input=input_estimate, output=observed.events), True
+    tokens = observed.tokens
+    if tokens is None:
+        return TokenCounts(input=input_estimate, output=observed.events), True
+    if observed.estimated:
+        # The input was reported, the final output count never came: count what was seen.
+        return replace(tokens, output=max(tokens.output, observed.events)), True
+    return tokens, False

@@ -1,38 +1,44 @@
 """The request path of DESIGN §1, one call per step, in order:
 
     route → (flag off ⇒ 404) → parse & validate body → authenticate key → authorize model
-    → rate limit → budget → (stored response: owner check) → sign & forward
+    → Mantle project → rate limit → budget → (stored response: owner check) → sign & forward
     → relay (stream or buffer) while extracting usage → write usage + add spend
 
 Every refusing step raises a `GatewayError` before any upstream call; only `Gateway.handle`
-turns it into the OpenAI-shaped answer. The usage write happens when the door closes the answer,
-after the client has its last byte. Steps live where they are named: `routes`, `body`, `auth`,
-`admission` (rate limit, budget), `metering` (usage, owners); this module orders them and talks
-to the upstream.
+turns it into an answer, shaped like the API the path belongs to (OpenAI's, or Anthropic's under
+`/anthropic/`). The usage write happens when the door closes the answer, after the client has
+its last byte. Steps live where they are named: `routes`, `body`, `auth`, `admission` (rate
+limit, budget), `metering` (usage, owners); this module orders them and talks to the upstream.
+Where the OpenAI and Anthropic APIs differ, it asks the route's `Family` (`openai_api`,
+`anthropic_api`) instead of branching.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mantle_gateway.core import admission, auth, body, metering, routes
+from mantle_gateway.core import admission, auth, body, metering, projects, routes
+from mantle_gateway.core.anthropic_api import AnthropicFamily
 from mantle_gateway.core.call import Call
+from mantle_gateway.core.family import Family
+from mantle_gateway.core.openai_api import OpenAIFamily
 from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.errors import (
     GatewayError,
     InvalidRequestError,
     NotFoundError,
     ServiceUnavailableError,
+    Shape,
+    shape_for,
 )
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
 from mantle_gateway.observability import log_refusal, logger
 from mantle_gateway.store.dynamo import StoreError
-from mantle_gateway.stream.relay import Relay
+from mantle_gateway.stream.relay import Observation, Relay
 from mantle_gateway.upstream import routing, signing
 from mantle_gateway.upstream.client import UpstreamClient
 from mantle_gateway.usage import parse_upstream_json
@@ -67,7 +73,10 @@ class Gateway:
         self._meter = metering.Meter(ledger=ledger, owners=owners, prices=prices, clock=clock)
         self._upstream = upstream
         self._signer = signer
-        self._router = routing.PrefixRouter(settings.route_rules)
+        self._families: dict[str, Family] = {
+            "openai": OpenAIFamily(routing.PrefixRouter(settings.route_rules)),
+            "anthropic": AnthropicFamily(),
+        }
         self._admission = admission.Admission(settings=settings, limits=limits, prices=prices)
         self._clock = clock
 
@@ -84,10 +93,25 @@ class Gateway:
                 key_id=known.get("key_id"),
                 door=request.door,
             )
-            return error_response(err, request_id)
+            return error_response(err, request_id, shape_for(request.path))
         except Exception:
             logger.exception("unhandled_error", extra={"request_id": request_id})
-            return error_response(GatewayError("The gateway failed unexpectedly."), request_id)
+            failed = GatewayError("The gateway failed unexpectedly.")
+            return error_response(failed, request_id, shape_for(request.path))
+
+    def precheck(self, request: GatewayRequest) -> GatewayError | None:
+        """The refusal the request's head decides alone (unknown path, wrong method, bad key),
+        or None; the body is not looked at. The local door asks before reading a large body,
+        so a client without a valid key cannot make it read megabytes first."""
+        try:
+            route = self._route(request)
+            if route.kind != "health":
+                auth.authenticate(
+                    request.headers, self._keys, datetime.fromtimestamp(self._clock(), UTC)
+                )
+        except GatewayError as err:
+            return err
+        return None
 
     # -- the steps, in order ------------------------------------------------------------------
 
@@ -95,13 +119,10 @@ class Gateway:
         self, request: GatewayRequest, request_id: str, known: dict[str, str]
     ) -> GatewayResponse:
         started = self._clock()
-        route = routes.match(
-            request.method,
-            request.path,
-            passthrough_enabled=self._settings.enable_openai_passthrough,
-        )
+        route = self._route(request)
         if route.kind == "health":
             return GatewayResponse(200, [("content-type", JSON)], b'{"status":"ok"}')
+        family = self._families[route.family]
         parsed = self._validate_body(route, request)
         now = datetime.fromtimestamp(started, UTC)
         key = auth.identify(request.headers, self._keys)
@@ -110,23 +131,32 @@ class Gateway:
         if parsed is not None:
             auth.authorize_model(key, parsed.model)
             self._check_chain(key, parsed)
-        call = Call(request, request_id, started, now, route, key, parsed, rate=None)
+        call = Call(request, request_id, started, now, route, key, parsed, rate=None, family=family)
+        call.project = projects.project_for(key, request.path, request.headers)
         self._admission.admit(call)
         try:
             if route.owned_response:
                 call.prefix = self._check_owner(call)
             elif parsed is not None:
-                call.prefix = self._router.prefix_for(parsed.model)
+                call.prefix = family.prefix_for(parsed.model)
             return self._forward(call)
         finally:
-            if call.reserved and not call.settles:
+            if call.reservation is not None and not call.settles:
                 self._admission.release(call)
+
+    def _route(self, request: GatewayRequest) -> routes.Route:
+        return routes.match(
+            request.method,
+            request.path,
+            passthrough_enabled=self._settings.enable_openai_passthrough,
+            anthropic_enabled=self._settings.enable_anthropic_passthrough,
+        )
 
     def _validate_body(
         self, route: routes.Route, request: GatewayRequest
     ) -> body.ParsedBody | None:
         body.check_size(request.body, self._settings.max_request_bytes)
-        return body.parse(request.body) if route.billable else None
+        return body.parse(request.body) if route.reads_body else None
 
     def _check_chain(self, key: KeyRecord, parsed: body.ParsedBody) -> None:
         """`previous_response_id` reads a stored conversation: only its owner may chain on it."""
@@ -161,21 +191,19 @@ class Gateway:
         return owner.prefix
 
     def _forward(self, call: Call) -> GatewayResponse:
-        payload, strip_usage = self._upstream_body(call)
+        payload, strip_usage = call.family.upstream_body(call)
         response = self._send(call, payload)
         if response.status_code >= 400:
             content = self._upstream.read_all(response)
-            if call.parsed is None or not routing.is_route_error(response.status_code, content):
+            retry = call.family.retry_prefix(call, response.status_code, content)
+            if retry is None:
                 return self._upstream_refused(call, response, content)
-            # Mantle serves this model under the other prefix: retry once; remember that prefix
-            # only once it answered (a transient route error must not send every later call
-            # the wrong way first).
-            call.prefix = routing.other_prefix(call.prefix)
+            call.prefix = retry  # the model lives under the other prefix: one more try
             response = self._send(call, payload)
             if response.status_code >= 400:
                 content = self._upstream.read_all(response)
                 return self._upstream_refused(call, response, content)
-            self._router.learn(call.parsed.model, call.prefix)
+            call.family.prefix_answered(call)
         if not call.route.billable:
             return self._passthrough(call, response)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -184,31 +212,20 @@ class Gateway:
 
     # -- upstream ------------------------------------------------------------------------------
 
-    def _upstream_body(self, call: Call) -> tuple[bytes, bool]:
-        """The exact bytes to sign; chat streams are asked for usage the client did not request."""
-        parsed = call.parsed
-        if parsed is None or call.route.kind != "chat" or not parsed.stream:
-            return call.request.body, False
-        options = parsed.data.get("stream_options")
-        if options is None:
-            options = {}
-        if not isinstance(options, dict) or options.get("include_usage") is True:
-            return call.request.body, False
-        data = dict(parsed.data)
-        data["stream_options"] = {**options, "include_usage": True}
-        return json.dumps(data, separators=(",", ":")).encode(), True
-
     def _send(self, call: Call, payload: bytes) -> httpx.Response:
         request = call.request
         url = self._upstream.base_url + call.prefix + call.route.upstream_path
         query = signing.forwarded_query(request.query) if request.query else ""
         if query:
             url += "?" + query
-        headers = signing.forwarded_headers(request.headers)
+        headers = call.family.forwarded_headers(request.headers)
+        projects.name_upstream(headers, call.project)
         if payload or request.method == "POST":
             headers["content-type"] = JSON
         signed = self._signer.sign(request.method, url, headers, payload)
-        return self._upstream.open(request.method, url, signed, payload, request.deadline)
+        return self._upstream.open(
+            request.method, url, signed, payload, request.deadline, request.max_silence
+        )
 
     def _upstream_refused(
         self, call: Call, response: httpx.Response, content: bytes
@@ -241,6 +258,7 @@ class Gateway:
         relay = Relay(
             self._upstream.chunks(response),
             surface=call.route.surface,
+            reader=call.family.stream_reader,
             strip_usage=strip_usage,
             on_response_id=lambda response_id: self._meter.remember_owner(call, response_id),
             on_finish=lambda observed: self._meter.record(call, observed, stream=True),
@@ -255,7 +273,7 @@ class Gateway:
         content = self._upstream.read_all(response)
         headers = self._answer_headers(call, response)
         answer = parse_upstream_json(content) or {}
-        observed = metering.observe(answer, len(content), chat=call.route.kind == "chat")
+        observed = self._observe(call, answer, content)
         response_id = answer.get("id")
         call.settles = True
         if call.route.kind == "responses" and isinstance(response_id, str):
@@ -269,6 +287,11 @@ class Gateway:
             content,
             on_close=lambda: self._meter.record(call, observed, stream=False),
         )
+
+    @staticmethod
+    def _observe(call: Call, answer: dict[str, Any], content: bytes) -> Observation:
+        """What a whole JSON answer used, read the way the call's API family reports usage."""
+        return metering.observe(answer, len(content), lambda a: call.family.usage(call.route, a))
 
     def _passthrough(self, call: Call, response: httpx.Response) -> GatewayResponse:
         """CRUD and /models: relayed as they are; a background response its owner reads
@@ -286,16 +309,15 @@ class Gateway:
         content = self._upstream.read_all(response)
         on_close = None
         if call.owner is not None and call.owner.pending is not None:
-            answer = parse_upstream_json(content) or {}
-            observed = metering.observe(answer, len(content), chat=False)
+            observed = self._observe(call, parse_upstream_json(content) or {}, content)
             on_close = lambda: self._meter.bill_background(call, observed)  # noqa: E731
         return GatewayResponse(
             response.status_code, self._answer_headers(call, response), content, on_close
         )
 
 
-def error_response(err: GatewayError, request_id: str) -> GatewayResponse:
+def error_response(err: GatewayError, request_id: str, shape: Shape = "openai") -> GatewayResponse:
     headers = [("content-type", JSON), ("x-gateway-request-id", request_id)]
     # A refusal that already carries the call's headers (budget) must not repeat the id.
-    headers += [(n, v) for n, v in err.headers.items() if n != "x-gateway-request-id"]
-    return GatewayResponse(err.status, headers, err.body())
+    headers += [(n, v) for n, v in err.answer_headers(shape) if n != "x-gateway-request-id"]
+    return GatewayResponse(err.status, headers, err.body(shape))

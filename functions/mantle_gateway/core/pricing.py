@@ -1,19 +1,24 @@
 """Prices in USD per 1M tokens, and the cost of one usage.
 
-Bundled defaults come from reference/mantle-facts.md §6.2 (us-east-1, on-demand, standard tier);
-a deployment overrides or adds models with PRICES_JSON, no code change. Reasoning tokens are
-output tokens (they are already inside `output_tokens`). Cached input tokens are charged at the
-cached rate where the model has one, else at the input rate; tokens written to a prompt cache
-(Anthropic Messages) at the cache-write rate where the model has one, else at the input rate.
-Costs are exact decimals rounded to 1e-10 USD, so a month's usage items add up to the spend
-counter to the cent and beyond.
+The bundled prices live in one data file, `prices.json` beside this module, with their sources,
+the date they were read and, per model, the regions whose price differs. `PriceTable` reads it
+when the gateway is built (never at import) and keeps the price of MANTLE_REGION; PRICES_JSON
+overrides or adds models, no code change. Reasoning tokens are output tokens (they are already
+inside `output_tokens`). Cached input tokens are charged at the cached rate where the model has
+one, else at the input rate; tokens written to a prompt cache (Anthropic Messages) at the
+cache-write rate where the model has one, else at the input rate. Costs are exact decimals
+rounded to 1e-10 USD, so a month's usage items add up to the spend counter to the cent and beyond.
+A model with no price has no cost: `cost` says None, and admission refuses it to keys that have a
+budget (`core/admission.py`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
+from typing import Any
 
 from mantle_gateway.usage import TokenCounts
 
@@ -22,6 +27,9 @@ MAX_OUTPUT_TOKENS = 10_000_000
 """No model writes more in one answer; a larger `max_tokens` is reserved as this many."""
 _EXACT = Context(prec=60)
 COST_QUANTUM = Decimal("1e-10")
+PRICES_FILE = "prices.json"
+DEFAULT_REGION = "us-east-1"
+"""The region whose price is each model's own; other regions list only where they differ."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +40,37 @@ class Price:
     cache_write: Decimal | None = None
 
 
-def _p(inp: str, out: str, cached: str | None = None) -> Price:
-    return Price(Decimal(inp), Decimal(out), Decimal(cached) if cached else None)
+def bundled_prices(region: str = DEFAULT_REGION) -> dict[str, Price]:
+    """Every model's price in `region`, read from the bundled data file."""
+    from importlib import resources  # at build time only: the handler's import stays light
+
+    text = resources.files(__package__).joinpath(PRICES_FILE).read_text(encoding="utf-8")
+    models: Mapping[str, Mapping[str, Any]] = json.loads(text, parse_float=Decimal)["models"]
+    return {
+        model: _price(entry.get("regions", {}).get(region, entry))
+        for model, entry in models.items()
+    }
 
 
-BUNDLED: Mapping[str, Price] = {
-    "openai.gpt-oss-120b": _p("0.15", "0.60"),
-    "openai.gpt-oss-20b": _p("0.07", "0.30"),
-    "openai.gpt-oss-safeguard-120b": _p("0.15", "0.60"),
-    "openai.gpt-oss-safeguard-20b": _p("0.07", "0.20"),
-    "openai.gpt-5.4": _p("2.75", "16.50", "0.275"),
-    "openai.gpt-5.5": _p("5.50", "33.00", "0.55"),
-    "openai.gpt-5.6-sol": _p("5.50", "33.00", "0.55"),
-}
+def _price(entry: Mapping[str, Any]) -> Price:
+    def rate(name: str) -> Decimal | None:
+        value = entry.get(name)
+        return Decimal(value) if value is not None else None
+
+    inp, out = rate("input"), rate("output")
+    if inp is None or out is None:
+        raise ValueError(f"{PRICES_FILE}: a price without input or output: {dict(entry)}")
+    return Price(inp, out, rate("cached"), rate("cache_write"))
 
 
 class PriceTable:
-    def __init__(self, overrides: Mapping[str, Mapping[str, float]] | None = None) -> None:
-        table = dict(BUNDLED)
+    def __init__(
+        self,
+        overrides: Mapping[str, Mapping[str, float]] | None = None,
+        *,
+        region: str = DEFAULT_REGION,
+    ) -> None:
+        table = bundled_prices(region)
         for model, prices in (overrides or {}).items():
             base = table.get(model, Price(Decimal(0), Decimal(0)))
             table[model] = Price(
@@ -63,7 +84,7 @@ class PriceTable:
         self._table = table
 
     def cost(self, model: str, tokens: TokenCounts) -> Decimal | None:
-        """USD for these tokens; None when the model has no price (the caller warns)."""
+        """USD for these tokens; None when the model has no price (the caller decides)."""
         price = self._table.get(model)
         if price is None:
             return None

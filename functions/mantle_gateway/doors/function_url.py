@@ -30,7 +30,7 @@ def to_request(
     http = (event.get("requestContext") or {}).get("http") or {}
     return GatewayRequest(
         method=str(http.get("method") or "GET").upper(),
-        path=str(event.get("rawPath") or "/"),
+        path=api_path(event),
         # Already percent-encoded as the client sent it: forwarded upstream as is.
         query=str(event.get("rawQueryString") or ""),
         headers=_headers(event),
@@ -39,6 +39,10 @@ def to_request(
         deadline=deadline,
         request_id=request_id,
     )
+
+
+def api_path(event: Mapping[str, Any]) -> str:
+    return str(event.get("rawPath") or "/")
 
 
 def _headers(event: Mapping[str, Any]) -> dict[str, str]:

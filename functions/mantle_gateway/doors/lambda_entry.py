@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from mantle_gateway.doors import function_url, rest_api
-from mantle_gateway.errors import GatewayError
+from mantle_gateway.errors import GatewayError, Shape, shape_for
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
 from mantle_gateway.observability import log_refusal, logger
 
@@ -42,6 +42,8 @@ class Door(Protocol):
     DOOR: str
 
     def matches(self, event: Mapping[str, Any]) -> bool: ...
+
+    def api_path(self, event: Mapping[str, Any]) -> str: ...
 
     def to_request(
         self, event: Mapping[str, Any], *, request_id: str, deadline: float | None
@@ -96,9 +98,10 @@ def handle_event(
     try:
         request = door.to_request(event, request_id=context.aws_request_id, deadline=deadline)
     except GatewayError as error:
-        # A door's own bound (REST's 6 MB) answers before the core, in the same OpenAI shape.
+        # A door's own bound (REST's 6 MB) answers before the core, in the shape the core would
+        # use for that path (Anthropic's under /anthropic/, else OpenAI's).
         log_refusal(error.status, error.code, request_id=context.aws_request_id)
-        response = refusal(error)
+        response = refusal(error, shape_for(door.api_path(event)))
     else:
         response = gateway.handle(request)
     return {**door.to_prelude(response), "body": ResponseBody(response)}
@@ -113,6 +116,6 @@ def door_for(event: Mapping[str, Any]) -> Door:
     )
 
 
-def refusal(error: GatewayError) -> GatewayResponse:
-    headers = [("content-type", "application/json"), *error.headers.items()]
-    return GatewayResponse(status=error.status, headers=headers, body=error.body())
+def refusal(error: GatewayError, shape: Shape = "openai") -> GatewayResponse:
+    headers = [("content-type", "application/json"), *error.answer_headers(shape)]
+    return GatewayResponse(status=error.status, headers=headers, body=error.body(shape))

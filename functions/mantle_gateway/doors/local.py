@@ -1,36 +1,86 @@
-"""The local door: a threaded HTTP/1.1 server running the same core as the Lambda doors.
+"""The local door: an HTTP/1.1 server running the same core as the Lambda doors.
 
-It streams exactly as they do: each chunk the core yields is written as one HTTP chunk, in one
-send, at once. A write that fails (client gone) closes the answer, which is how the core learns
-of the disconnect and records usage for what was sent.
+Requests are read strictly (`http_request`: h11, caps, deadlines) and answered as the Lambda
+doors stream (`http_answer`). One thread per connection, at most `max_connections` of them:
+beyond that, new connections wait in the listen queue until one ends (idle connections end
+after the idle timeout), so a crowd of idle clients cannot exhaust the process's threads.
+
+Every refusal the door makes itself is shaped like the API of the path and closes the
+connection. A request announcing a body over 64 KiB (or asking `Expect: 100-continue`) is
+pre-checked from its head — route and key, `Gateway.precheck` — before the door reads the body,
+so a client without a valid key cannot make it read megabytes. A write that fails (client
+gone) closes the answer, which is how the core learns of the disconnect and records usage for
+what was sent.
 """
 
 from __future__ import annotations
 
-import re
+import contextlib
+import dataclasses
 import socket
+import socketserver
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from mantle_gateway.errors import RequestTooLargeError
-from mantle_gateway.messages import GatewayRequest, GatewayResponse, normalize_headers
-from mantle_gateway.observability import log_refusal
+from mantle_gateway.doors.http_answer import write_answer
+from mantle_gateway.doors.http_request import (
+    IDLE_TIMEOUT,
+    REQUEST_TIMEOUT,
+    ClientGone,
+    Head,
+    Limits,
+    Refusal,
+    RequestReader,
+)
+from mantle_gateway.errors import GatewayError, RequestTooLargeError
+from mantle_gateway.messages import GatewayRequest, GatewayResponse
+from mantle_gateway.observability import log_refusal, logger
+
+DEFAULT_MAX_CONNECTIONS = 256
+PRECHECK_ABOVE = 64 * 1024
+"""Bodies larger than this are read only once the head passed `precheck`."""
+WRITE_TIMEOUT = 60.0
+"""Seconds a send may wait on a client that reads nothing before it counts as gone."""
+LINGER_SECONDS = 2.0
+"""After a refusal, how long unread bytes are read and dropped before closing (RFC 9112
+§9.6), so the client reads the answer instead of a connection reset."""
+CUT_GRACE_SECONDS = 5.0
+"""At shutdown, how long connections cut after the drain time get to close their answers."""
+_JSON = "application/json"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+Precheck = Callable[[GatewayRequest], GatewayError | None]
 
 
 class Handles(Protocol):
     def handle(self, request: GatewayRequest) -> GatewayResponse: ...
 
 
-class LocalServer(ThreadingHTTPServer):
+class LocalServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    block_on_close = False
 
-    def __init__(self, address: tuple[str, int], gateway: Handles, max_body: int) -> None:
-        super().__init__(address, _Handler)
+    def __init__(
+        self,
+        address: tuple[str, int],
+        gateway: Handles,
+        limits: Limits,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self.gateway = gateway
-        self.max_body = max_body
+        self.precheck: Precheck | None = getattr(gateway, "precheck", None)
+        self.limits = limits
+        self.stopping = False
+        self._closing = False
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._connections: dict[_Connection, bool] = {}
+        """Open connections → whether each is idle (waiting for its next request)."""
+        self._changed = threading.Condition()
+        super().__init__(address, _Connection)
 
     @property
     def url(self) -> str:
@@ -42,118 +92,191 @@ class LocalServer(ThreadingHTTPServer):
         thread.start()
         return thread
 
+    # -- accepting, within the connection cap ----------------------------------------------------
 
-_DIGITS = re.compile(r"[0-9]{1,15}")
-_CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 120
-    """Seconds a client may stay silent mid-request (or not read) before its thread is freed."""
-    server: LocalServer
-    wbufsize = 0
-    """Unbuffered `wfile` (socketserver's default, relied on): each write is one `sendall`."""
-    _headers_buffer: list[bytes]
-    """`http.server`'s buffer of header lines (`send_header` appends; typeshed omits it)."""
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = do_GET
-
-    def __getattr__(self, name: str) -> Any:
-        """Any other method reaches the core too (405 or 404 there), not http.server's 501."""
-        if name.startswith("do_"):
-            return self._serve
-        raise AttributeError(name)
-
-    def _serve(self) -> None:
-        body = self._read_body()
-        if body is None:
-            return
-        path, _, query = self.path.partition("?")
-        request = GatewayRequest(
-            method=self.command,
-            path=path,
-            query=query,
-            headers=normalize_headers(self.headers.items()),
-            body=body,
-            door="local",
-        )
-        response = self.server.gateway.handle(request)
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start the connection's thread once a slot is free; until then the accept loop waits
+        and new connections queue in the kernel's listen backlog."""
+        while not self._slots.acquire(timeout=0.5):
+            if self._closing:
+                self.shutdown_request(request)
+                return
         try:
-            self._write(response)
-        except _CLIENT_GONE:
-            self.close_connection = True
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def shutdown(self) -> None:
+        """Stop accepting (connections already open are served on)."""
+        self._closing = True
+        super().shutdown()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.exception("local_door_failed")
+
+    # -- stopping gracefully ---------------------------------------------------------------------
+
+    def drain(self, timeout: float) -> bool:
+        """After `shutdown()`: close idle connections now, let busy ones finish their answer (then
+        close) for up to `timeout` seconds, then cut the rest, whose answers then close as
+        for a client gone. True when every answer finished in time."""
+        with self._changed:
+            self.stopping = True
+            for connection, idle in self._connections.items():
+                if idle:
+                    connection.interrupt()
+            finished = self._changed.wait_for(lambda: not self._connections, timeout)
+            if not finished:
+                for connection in self._connections:
+                    connection.cut()
+                self._changed.wait_for(lambda: not self._connections, CUT_GRACE_SECONDS)
+        return finished
+
+    def opened(self, connection: _Connection) -> None:
+        with self._changed:
+            self._connections[connection] = False
+
+    def closed(self, connection: _Connection) -> None:
+        with self._changed:
+            self._connections.pop(connection, None)
+            self._changed.notify_all()
+
+    def waiting(self, connection: _Connection, idle: bool) -> bool:
+        """Mark a connection idle (or not); False when the server is stopping: read no more."""
+        with self._changed:
+            if idle and self.stopping:
+                return False
+            self._connections[connection] = idle
+            return True
+
+
+class _Connection(socketserver.StreamRequestHandler):
+    """One client connection: its requests one after another, each answered before the next."""
+
+    server: LocalServer
+    rbufsize = 0
+    wbufsize = 0
+    """`wfile` unbuffered (socketserver's `_SocketWriter`): each write is one `sendall`."""
+    disable_nagle_algorithm = True
+    """TCP_NODELAY: a streamed chunk leaves at once, not after the previous one's ACK."""
+
+    def handle(self) -> None:
+        server = self.server
+        server.opened(self)
+        reader = RequestReader(
+            self.connection, server.limits, lambda idle: server.waiting(self, idle)
+        )
+        try:
+            while self._exchange(reader):
+                pass
+        finally:
+            server.closed(self)
+
+    def interrupt(self) -> None:
+        """End the wait for a next request (the reader sees the connection's end)."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RD)
+
+    def cut(self) -> None:
+        """End the connection both ways: pending reads and writes fail at once."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _exchange(self, reader: RequestReader) -> bool:
+        """One request and its answer; False when the connection must close."""
+        try:
+            head = reader.head()
+            self._admit(head)
+            if head.expects_continue:
+                self._write(_CONTINUE)
+            body = reader.body(head)
+        except Refusal as refusal:
+            self._refuse(refusal)
+            return False
+        except (ClientGone, OSError):
+            return False
+        response = self.server.gateway.handle(dataclasses.replace(head.request, body=body))
+        keep_alive = head.keep_alive and not self.server.stopping
+        try:
+            self.connection.settimeout(WRITE_TIMEOUT)
+            write_answer(
+                self.wfile,
+                response,
+                head_only=head.request.method == "HEAD",
+                http10=head.http10,
+                close=not keep_alive,
+            )
+        except OSError:
+            keep_alive = False  # the client is gone; closing the answer tells the core
         finally:
             response.close()
+        return keep_alive
 
-    def _read_body(self) -> bytes | None:
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            self._refuse(411, b"chunked request bodies are not accepted; send Content-Length")
-            return None
-        raw_length = (self.headers.get("content-length") or "0").strip()
-        length = int(raw_length) if _DIGITS.fullmatch(raw_length) else -1
-        if length < 0:
-            self._refuse(400, b"invalid Content-Length")
-            return None
-        if length > self.server.max_body:
-            err = RequestTooLargeError(
-                f"Request body is {length} bytes; this door accepts at most {self.server.max_body}."
+    def _admit(self, head: Head) -> None:
+        """Refuse from the head alone what must not have its body read: too large, or (for a
+        large body, or a client waiting for `100 Continue`) an unknown route or a bad key."""
+        max_body = self.server.limits.max_body
+        if head.length > max_body:
+            raise Refusal(
+                RequestTooLargeError(
+                    f"Request body is {head.length} bytes; this door accepts at most {max_body}."
+                ),
+                head.request_line,
             )
-            log_refusal(err.status, err.code, door="local")
-            self._send_plain(err.status, err.body())
-            self.close_connection = True  # the unread body makes the connection unusable
-            return None
-        return self.rfile.read(length) if length else b""
+        precheck = self.server.precheck
+        if precheck is not None and (head.length > PRECHECK_ABOVE or head.expects_continue):
+            error = precheck(head.request)
+            if error is not None:
+                raise Refusal(error, head.request_line)
 
-    def _refuse(self, status: int, message: bytes) -> None:
-        from mantle_gateway.errors import error_body
+    def _refuse(self, refusal: Refusal) -> None:
+        error = refusal.error
+        log_refusal(error.status, error.code, door="local")
+        answer = GatewayResponse(
+            error.status,
+            [("content-type", _JSON), *error.headers.items()],
+            error.body(refusal.shape),
+        )
+        try:
+            self.connection.settimeout(WRITE_TIMEOUT)
+            write_answer(self.wfile, answer, head_only=refusal.head_only, http10=False, close=True)
+            self._linger()
+        except OSError:
+            pass
 
-        log_refusal(status, None, door="local")
-        self._send_plain(status, error_body(message.decode(), "invalid_request_error", None))
-        self.close_connection = True
+    def _write(self, data: bytes) -> None:
+        self.connection.settimeout(WRITE_TIMEOUT)
+        self.wfile.write(data)
 
-    def _send_plain(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.send_header("connection", "close")
-        self._end_headers_with(body)
-
-    def _end_headers_with(self, body: bytes) -> None:
-        """End the headers and send `body` with them: one send, where `end_headers()` and then
-        `wfile.write(body)` make two syscalls (and two segments on the wire)."""
-        if self.request_version == "HTTP/0.9":
-            self.wfile.write(body)  # a 0.9 answer has no headers; http.server buffers none
-            return
-        self._headers_buffer += (b"\r\n", body)
-        self.flush_headers()
-
-    def _write(self, response: GatewayResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if isinstance(response.body, bytes):
-            self.send_header("content-length", str(len(response.body)))
-            self._end_headers_with(b"" if self.command == "HEAD" else response.body)
-            return
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        write = self.wfile.write
-        for chunk in response.body:
-            if chunk:
-                write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        write(b"0\r\n\r\n")
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Access lines are left to the gateway's structured logs."""
+    def _linger(self) -> None:
+        """Half-close, then read and drop what the client still sends, for a moment: closing
+        with unread bytes would reset the connection, and the client could lose the answer."""
+        sock = self.connection
+        sock.shutdown(socket.SHUT_WR)
+        scratch = bytearray(65536)
+        end = time.monotonic() + LINGER_SECONDS
+        while (left := end - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv_into(scratch):
+                return
 
 
-def serve(gateway: Handles, host: str, port: int, max_body: int) -> LocalServer:
-    return LocalServer((host, port), gateway, max_body)
+def serve(
+    gateway: Handles,
+    host: str,
+    port: int,
+    max_body: int,
+    *,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    idle_timeout: float = IDLE_TIMEOUT,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> LocalServer:
+    limits = Limits(max_body, idle_timeout=idle_timeout, request_timeout=request_timeout)
+    return LocalServer((host, port), gateway, limits, max_connections)

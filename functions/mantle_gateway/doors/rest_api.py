@@ -28,6 +28,15 @@ MAX_REQUEST_BYTES = 6_291_456
 """Lambda's synchronous invocation payload bound (6 MB); API Gateway itself accepts 10 MB.
 https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html"""
 
+MAX_SILENCE_SECONDS = 285.0
+"""The longest this door waits for the upstream's next bytes. API Gateway ends a REST stream that
+has been idle for 5 minutes on regional endpoints (the stack's type), and a non-streamed answer
+sends nothing until it is complete, so a longer wait would end in a cut connection instead of an
+OpenAI-shaped 504. 300 s less what may already be silent before the wait starts: a cold start
+(Lambda's init phase is limited to 10 s) and the upstream connect (5 s by default)
+(docs/decisions/0001, "The REST door's silence")."""
+
+
 _PARAMETER = re.compile(r"\{([^{}+]+)\+?\}")
 
 
@@ -53,6 +62,7 @@ def to_request(
         body=body,
         door=DOOR,
         deadline=deadline,
+        max_silence=MAX_SILENCE_SECONDS,
         request_id=request_id,
     )
 

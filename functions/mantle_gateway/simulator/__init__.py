@@ -8,9 +8,10 @@
         sim.requests[-1].signature_ok
 
 It verifies SigV4 independently (hashlib/hmac, not botocore), serves the OpenAI-compatible
-surface under `/v1` and `/openai/v1` with Mantle's per-model prefix rule, streams real chunked
-SSE, keeps stored responses, and misbehaves on demand (see `faults`). Standard library only, so
-importing it costs next to nothing; it is left out of the Lambda bundle.
+surface under `/v1` and `/openai/v1` with Mantle's per-model prefix rule and the Anthropic
+Messages surface under `/anthropic/v1` (`messages`), streams real chunked SSE, keeps stored
+responses, and misbehaves on demand (see `faults`). Standard library only, so importing it costs
+next to nothing; it is left out of the Lambda bundle.
 """
 
 from .faults import (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from . import formats
+from . import formats, messages
 from .formats import JSON, Usage
 from .routes import Route, prefix_for
 from .store import ResponseStore, StoredResponse
@@ -33,6 +33,8 @@ class Knobs(Protocol):
     cached_tokens: int
     default_max_tokens: int
     responses_event_lines: bool
+    message_tokens: int
+    cache_write_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +117,27 @@ class Api:
         self.knobs = knobs
         self.store = store
 
-    def handle(self, route: Route, query: str, body: JSON) -> Answer:
+    def handle(
+        self, route: Route, query: str, body: JSON, headers: Mapping[str, str] | None = None
+    ) -> Answer:
         try:
+            if route.operation in ("messages", "count_tokens"):
+                return self.anthropic(route, headers or {}, body)
             return self._dispatch(route, query, body)
         except ApiError as error:
             return error.answer()
+        except messages.MessagesError as error:
+            return Answer(error.status, messages.error_body(error.status, error.message))
+
+    def anthropic(self, route: Route, headers: Mapping[str, str], body: JSON) -> Answer:
+        """`/anthropic/v1/messages` (stream or not) and its `count_tokens`."""
+        if route.operation == "count_tokens":
+            return _json(200, messages.count_tokens(headers, body))
+        planned = messages.plan(self.knobs, headers, body)
+        message_id = new_id("msg_")
+        if planned.stream:
+            return Answer(200, events=messages.stream(message_id, planned))
+        return _json(200, messages.message(message_id, planned))
 
     def _dispatch(self, route: Route, query: str, body: JSON) -> Answer:
         if route.operation == "chat":

@@ -3,7 +3,8 @@
 Mantle exposes the OpenAI surface twice, under `/v1` and `/openai/v1`, and serves each model on
 only one of them (reference/mantle-facts.md §1.2). The gateway must pick the right prefix and
 recover when it guesses wrong, so the simulator keeps the same kind of table and refuses a model
-on the other prefix exactly as Mantle does.
+on the other prefix exactly as Mantle does. The Anthropic Messages surface lives under
+`/anthropic/v1` with its own two operations.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-PREFIXES = ("/openai/v1", "/v1")
+ANTHROPIC_PREFIX = "/anthropic/v1"
+PREFIXES = ("/openai/v1", "/v1", ANTHROPIC_PREFIX)
 DEFAULT_PREFIX = "/v1"
 
 DEFAULT_MODEL_PREFIXES: Mapping[str, str] = {
@@ -30,9 +32,9 @@ class Route:
 
     operation: str
     """One of: chat, create_response, get_response, delete_response, cancel_response,
-    input_items, models."""
+    input_items, models; messages, count_tokens (under `/anthropic/v1`)."""
     prefix: str
-    """`/v1` or `/openai/v1`, as used by the caller."""
+    """`/v1`, `/openai/v1` or `/anthropic/v1`, as used by the caller."""
     response_id: str | None = None
 
 
@@ -46,6 +48,10 @@ _TABLE: Mapping[tuple[str, str], str] = {
     ("/responses/{id}/input_items", "GET"): "input_items",
     ("/models", "GET"): "models",
 }
+_ANTHROPIC_TABLE: Mapping[tuple[str, str], str] = {
+    ("/messages", "POST"): "messages",
+    ("/messages/count_tokens", "POST"): "count_tokens",
+}
 
 
 class MethodNotAllowed(Exception):
@@ -57,7 +63,7 @@ class MethodNotAllowed(Exception):
 
 
 def split_prefix(path: str) -> tuple[str, str] | None:
-    """(`/v1` or `/openai/v1`, rest of the path) or None when neither prefix starts it."""
+    """(the prefix, rest of the path) or None when no known prefix starts it."""
     for prefix in PREFIXES:
         if path.startswith(prefix + "/"):
             return prefix, path[len(prefix) :]
@@ -79,11 +85,12 @@ def match(method: str, path: str) -> Route | None:
     if found is None:
         return None
     prefix, rest = found
-    shape, response_id = _shape(rest)
-    operation = _TABLE.get((shape, method.upper()))
+    table = _ANTHROPIC_TABLE if prefix == ANTHROPIC_PREFIX else _TABLE
+    shape, response_id = _shape(rest) if table is _TABLE else (rest, None)
+    operation = table.get((shape, method.upper()))
     if operation is not None:
         return Route(operation, prefix, response_id)
-    allowed = sorted(m for (s, m) in _TABLE if s == shape)
+    allowed = sorted(m for (s, m) in table if s == shape)
     if allowed:
         raise MethodNotAllowed(allowed)
     return None

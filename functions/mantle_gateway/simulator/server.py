@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 
-from . import formats
+from . import formats, messages
 from .api import Answer, Api, ApiError, model_of, parse_body, wrong_route
 from .auth import authenticate
 from .faults import (
@@ -70,8 +70,9 @@ class Simulator:
     """A local stand-in for `https://bedrock-mantle.{region}.api.aws`.
 
     Settings are plain attributes, read on every request, so a test may change them at any time:
-    `model_prefixes`, `models`, `reasoning_tokens`, `cached_tokens`, `default_max_tokens`,
-    `event_delay`, `responses_event_lines`, `credentials`, `bearer_token`, `clock`.
+    `model_prefixes`, `models`, `reasoning_tokens`, `cached_tokens`, `cache_write_tokens`,
+    `default_max_tokens`, `message_tokens`, `event_delay`, `responses_event_lines`,
+    `credentials`, `bearer_token`, `clock`.
     """
 
     def __init__(
@@ -94,7 +95,12 @@ class Simulator:
         self.models: list[str] = list(DEFAULT_MODELS)
         self.reasoning_tokens = 0
         self.cached_tokens = 0
+        """Prompt tokens read from a cache (OpenAI `cached_tokens`, Anthropic cache reads)."""
+        self.cache_write_tokens = 0
+        """Prompt tokens written to a cache (Anthropic `cache_creation_input_tokens`)."""
         self.default_max_tokens = 8
+        self.message_tokens = 8
+        """Tokens an Anthropic Messages answer runs to before it ends, if `max_tokens` allows."""
         self.event_delay = 0.0
         """Seconds between two stream events (the first event is sent at once)."""
         self.responses_event_lines = False
@@ -301,7 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
                 400, "Malformed request body.", type_="invalid_request_error", code=None
             )
             self._record(path, query, b"", request_id, error, None)
-            self._answer(error.answer(), request_id)
+            self._answer(_refusal(path, error), request_id)
             return
         sim = self.sim
         wire = WireRequest(self.command, path, query, list(self.headers.items()), body)
@@ -313,7 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
             now=sim.clock(),
             max_skew=sim.max_clock_skew,
         )
-        answer, fault = (denied.answer(), None) if denied else self._decide(path, query, body)
+        answer, fault = (
+            (_refusal(path, denied), None) if denied else self._decide(path, query, body)
+        )
         self._record(path, query, body, request_id, denied, fault)
         try:
             self._misbehave_or_answer(answer, fault, request_id)
@@ -331,7 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
                 type_="invalid_request_error",
                 code="method_not_allowed",
             )
-            return refusal.answer((("allow", ", ".join(error.allowed)),)), None
+            return _refusal(path, refusal, (("allow", ", ".join(error.allowed)),)), None
         if route is None:
             refusal = ApiError(
                 404,
@@ -339,20 +347,21 @@ class _Handler(BaseHTTPRequestHandler):
                 type_="invalid_request_error",
                 code="not_found",
             )
-            return refusal.answer(), None
+            return _refusal(path, refusal), None
         try:
             payload = parse_body(body) if self.command == "POST" else {}
         except ApiError as error:
-            return error.answer(), None
+            return _refusal(path, error), None
         model = model_of(payload)
         fault = self.sim._faults.take(path, _route_path(path), model)
         if isinstance(fault, WrongRoute):
             return wrong_route(model or "unknown").answer(), fault
         if isinstance(fault, ErrorAnswer):
-            return _error_answer(fault), fault
+            return _error_answer(fault, path), fault
         if isinstance(fault, ResetConnection):
             return Answer(0), fault  # never sent: the socket is reset instead
-        answer = self.sim._api.handle(route, query, payload)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        answer = self.sim._api.handle(route, query, payload, headers)
         if isinstance(fault, BadUsage):
             answer = _with_bad_usage(answer, fault)
         return answer, fault
@@ -508,7 +517,18 @@ def _with_bad_usage(answer: Answer, fault: BadUsage) -> Answer:
     return dataclasses.replace(answer, body=spoil(answer.body))
 
 
-def _error_answer(fault: ErrorAnswer) -> Answer:
+def _anthropic(path: str) -> bool:
+    return path.startswith("/anthropic/")
+
+
+def _refusal(path: str, error: ApiError, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
+    """A refusal in the shape of the surface the path belongs to."""
+    if _anthropic(path):
+        return Answer(error.status, messages.error_body(error.status, error.message), headers)
+    return error.answer(headers)
+
+
+def _error_answer(fault: ErrorAnswer, path: str) -> Answer:
     headers = tuple((name, value) for name, value in fault.headers.items())
     if isinstance(fault.body, bytes):
         body = fault.body
@@ -516,21 +536,30 @@ def _error_answer(fault: ErrorAnswer) -> Answer:
         body = fault.body.encode()
     elif fault.body is not None:
         body = formats.dumps(fault.body)
+    elif _anthropic(path):
+        body = messages.error_body(fault.status, _default_error_message(fault.status))
     else:
         body = _default_error(fault.status)
     return Answer(fault.status, body, headers)
 
 
+_DEFAULT_ERRORS = {
+    400: ("validation_error", "invalid_request_error", "Simulated bad request."),
+    401: ("invalid_api_key", "permission_denied_error", "Simulated authentication failure."),
+    403: ("access_denied", "permission_denied_error", "Simulated access denial."),
+    404: ("not_found", "invalid_request_error", "Simulated not found."),
+    429: ("rate_limit_exceeded", "rate_limit_error", "Too many requests, please slow down."),
+    503: ("service_unavailable", "api_error", "Service unavailable, retry with backoff."),
+}
+_OTHER_ERROR = ("internal_error", "api_error", "Simulated error.")
+
+
+def _default_error_message(status: int) -> str:
+    return _DEFAULT_ERRORS.get(status, _OTHER_ERROR)[2]
+
+
 def _default_error(status: int) -> bytes:
-    known = {
-        400: ("validation_error", "invalid_request_error", "Simulated bad request."),
-        401: ("invalid_api_key", "permission_denied_error", "Simulated authentication failure."),
-        403: ("access_denied", "permission_denied_error", "Simulated access denial."),
-        404: ("not_found", "invalid_request_error", "Simulated not found."),
-        429: ("rate_limit_exceeded", "rate_limit_error", "Too many requests, please slow down."),
-        503: ("service_unavailable", "api_error", "Service unavailable, retry with backoff."),
-    }
-    code, type_, message = known.get(status, ("internal_error", "api_error", "Simulated error."))
+    code, type_, message = _DEFAULT_ERRORS.get(status, _OTHER_ERROR)
     return formats.error_body(message, type_, code)
 
 

@@ -25,7 +25,21 @@ class StoreError(Exception):
 
 
 class ConditionFailed(Exception):
-    """A conditional write's condition was false (over a limit, already written, …)."""
+    """A conditional write's condition was false (over a limit, already written, …).
+
+    `failed` says which writes failed their condition (one entry for a single write, one per
+    action of a transaction), and `items` how each found its item, as plain values, when the
+    write asked for it (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), else None."""
+
+    def __init__(
+        self,
+        code: str,
+        failed: tuple[bool, ...] = (True,),
+        items: tuple[dict[str, Any] | None, ...] = (None,),
+    ) -> None:
+        super().__init__(code)
+        self.failed = failed
+        self.items = items
 
 
 class _Conflict(Exception):
@@ -77,17 +91,27 @@ class Dynamo:
             if code == "TransactionConflictException":
                 raise _Conflict from exc
             if code == "ConditionalCheckFailedException":
-                raise ConditionFailed(code) from exc
+                raise ConditionFailed(code, (True,), (_found(exc.response),)) from exc
             if code == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons", [])
                 codes = [r.get("Code", "") for r in reasons]
                 if "ConditionalCheckFailed" in codes and all(
                     c in ("ConditionalCheckFailed", "None", "") for c in codes
                 ):
-                    raise ConditionFailed(",".join(codes)) from exc
+                    raise ConditionFailed(
+                        ",".join(codes),
+                        tuple(c == "ConditionalCheckFailed" for c in codes),
+                        tuple(_found(r) for r in reasons),
+                    ) from exc
             raise StoreError(code or "ClientError") from exc
         except BotoCoreError as exc:
             raise StoreError(type(exc).__name__) from exc
+
+
+def _found(answer: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The item a failed condition found (returned only when the write asked for it)."""
+    item = answer.get("Item")
+    return from_item(item) if isinstance(item, dict) else None
 
 
 def _make_client(region: str, endpoint_url: str | None) -> DynamoDBClient:

@@ -2,93 +2,117 @@
 
 The CLI finds a key by its id through the `key_id-index`; the request path only ever does one
 strongly consistent GetItem by digest (and usually not even that: see `core/auth.py`'s cache).
+
+Every write after creation changes only the attributes it means to (UpdateItem SET/REMOVE),
+never the whole record it read: an update is conditional on the key still being active, and a
+revoke only sets `status`, so an update that read the key before a revoke cannot bring it back.
+Revoked is final.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
 from mantle_gateway import schema
-from mantle_gateway.store.dynamo import Dynamo, from_item, to_item
+from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, from_item, to_attr, to_item
+
+ACTIVE = "active"
+REVOKED = "revoked"
+
+
+def _money(value: Any) -> Decimal | None:
+    return Decimal(value) if value is not None else None
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _globs(value: Any) -> tuple[str, ...]:
+    return tuple(value or ("*",))
+
+
+def _percents(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(int(v) for v in value)
+
+
+def _read(reader: Callable[[Any], Any]) -> dict[str, Any]:
+    """Field metadata: how a stored value becomes the field's value (default: as stored)."""
+    return {"read": reader}
 
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
+    """One key. Each field is one attribute of the item, under the same name (the first two under
+    the table's key names); a new attribute is one new line here, with a reader only when the
+    stored value needs converting (numbers come back as Decimal or int, lists as lists)."""
+
     key_id: str
     digest: str = field(repr=False)
     name: str
     owner: str = ""
-    status: str = "active"
+    status: str = ACTIVE
     created_at: str = ""
     expires_at: str | None = None
     """UTC date YYYY-MM-DD; the key stops working at 00:00 UTC that day."""
-    monthly_budget_usd: Decimal | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    models: tuple[str, ...] = ("*",)
+    monthly_budget_usd: Decimal | None = field(default=None, metadata=_read(_money))
+    rpm: int | None = field(default=None, metadata=_read(_count))
+    tpm: int | None = field(default=None, metadata=_read(_count))
+    models: tuple[str, ...] = field(default=("*",), metadata=_read(_globs))
+    project: str | None = None
+    """The Mantle project (`proj_…` or `default`) every upstream request of the key names."""
+    alert_at: tuple[int, ...] | None = field(default=None, metadata=_read(_percents))
+    """Budget alert thresholds, percent of the monthly budget; None: the stage's, (): none."""
     hint: str = ""
     """The first characters of the secret, so a person can tell keys apart; not enough to use."""
 
     def to_item(self) -> dict[str, Any]:
-        return to_item(
-            {
-                schema.KEYS_PK: self.digest,
-                schema.KEYS_ID_ATTR: self.key_id,
-                "name": self.name,
-                "owner": self.owner or None,
-                "status": self.status,
-                "created_at": self.created_at,
-                "expires_at": self.expires_at,
-                "monthly_budget_usd": self.monthly_budget_usd,
-                "rpm": self.rpm,
-                "tpm": self.tpm,
-                "models": list(self.models),
-                "hint": self.hint,
-            }
-        )
+        return to_item({_ATTRIBUTES[f.name]: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> KeyRecord:
+    def from_item(cls, item: Mapping[str, Any]) -> KeyRecord:
         values = from_item(item)
-        budget = values.get("monthly_budget_usd")
         return cls(
-            key_id=values[schema.KEYS_ID_ATTR],
-            digest=values[schema.KEYS_PK],
-            name=values.get("name", ""),
-            owner=values.get("owner", ""),
-            status=values.get("status", "active"),
-            created_at=values.get("created_at", ""),
-            expires_at=values.get("expires_at"),
-            monthly_budget_usd=Decimal(budget) if budget is not None else None,
-            rpm=_int(values.get("rpm")),
-            tpm=_int(values.get("tpm")),
-            models=tuple(values.get("models") or ("*",)),
-            hint=values.get("hint", ""),
+            **{
+                f.name: f.metadata.get("read", _same)(values[_ATTRIBUTES[f.name]])
+                for f in fields(cls)
+                if _ATTRIBUTES[f.name] in values
+            }
         )
 
     def public(self) -> dict[str, Any]:
         """What the CLI shows: everything but the digest."""
-        return {
-            "key_id": self.key_id,
-            "name": self.name,
-            "owner": self.owner,
-            "status": self.status,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "monthly_budget_usd": str(self.monthly_budget_usd)
-            if self.monthly_budget_usd is not None
-            else None,
-            "rpm": self.rpm,
-            "tpm": self.tpm,
-            "models": list(self.models),
-            "hint": self.hint,
-        }
+        return {f.name: _shown(getattr(self, f.name)) for f in fields(self) if f.name != "digest"}
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if value is not None else None
+def _same(value: Any) -> Any:
+    return value
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+_ATTRIBUTES: dict[str, str] = {f.name: f.name for f in fields(KeyRecord)} | {
+    "key_id": schema.KEYS_ID_ATTR,
+    "digest": schema.KEYS_PK,
+}
+"""Field name → attribute name."""
+
+UPDATABLE = frozenset(_ATTRIBUTES) - {"key_id", "digest", "status", "created_at", "hint"}
+"""What `update` may change: not the key's identity, not its status (only `revoke` does)."""
+
+
+class KeyWriteRefused(Exception):
+    """A write met a key that no longer exists, or an update met a key that is not active; the
+    message is one line for a person."""
 
 
 class KeyStore:
@@ -148,14 +172,65 @@ class KeyStore:
         page = self._dynamo.call(lambda c: c.scan(**kwargs))
         return dict(page)
 
-    def replace(self, record: KeyRecord, **changes: Any) -> KeyRecord:
-        updated = replace(record, **changes)
-        self._dynamo.call(
-            lambda c: c.put_item(
-                TableName=self._table,
-                Item=updated.to_item(),
-                ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#pk": schema.KEYS_PK},
-            )
+    def update(self, record: KeyRecord, **changes: Any) -> KeyRecord:
+        """Set these attributes (None removes one) while the key is active; returns the key as
+        stored after the write. Raises KeyWriteRefused when the key is revoked or gone."""
+        unknown = changes.keys() - UPDATABLE
+        if unknown or not changes:
+            raise ValueError(f"cannot update {sorted(unknown) or 'nothing'}")
+        names = {f"#a{i}": _ATTRIBUTES[name] for i, name in enumerate(changes)}
+        values = dict(zip(names, changes.values(), strict=True))
+        sets = [f"{n} = :{n[1:]}" for n, v in values.items() if v is not None]
+        removes = [n for n, v in values.items() if v is None]
+        expression = " ".join(
+            f"{verb} {', '.join(parts)}"
+            for verb, parts in (("SET", sets), ("REMOVE", removes))
+            if parts
         )
-        return updated
+        attributes = {f":{n[1:]}": to_attr(v) for n, v in values.items() if v is not None}
+        return self._write(
+            record,
+            expression,
+            "attribute_exists(#pk) AND #status = :active",
+            names | {"#status": "status"},
+            attributes | {":active": {"S": ACTIVE}},
+        )
+
+    def revoke(self, record: KeyRecord) -> KeyRecord:
+        """Mark the key revoked, whatever else changed since it was read; revoking twice is fine."""
+        return self._write(
+            record,
+            "SET #status = :revoked",
+            "attribute_exists(#pk)",
+            {"#status": "status"},
+            {":revoked": {"S": REVOKED}},
+        )
+
+    def _write(
+        self,
+        record: KeyRecord,
+        expression: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> KeyRecord:
+        try:
+            answer = self._dynamo.call(
+                lambda c: c.update_item(
+                    TableName=self._table,
+                    Key={schema.KEYS_PK: {"S": record.digest}},
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names | {"#pk": schema.KEYS_PK},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+            )
+        except ConditionFailed:
+            current = self.get_by_digest(record.digest)
+            if current is None:
+                raise KeyWriteRefused(f"key {record.key_id} no longer exists") from None
+            raise KeyWriteRefused(
+                f"key {record.key_id} is {current.status}; a {current.status} key cannot be changed"
+            ) from None
+        return KeyRecord.from_item(answer["Attributes"])

@@ -1,11 +1,17 @@
 """Usage item and spend in one DynamoDB transaction: the ledger finance can trust.
 
 One TransactWriteItems puts the usage item (only if it does not exist: writing the same request
-twice is a no-op, which makes replay idempotent) and adds its cost to the key's month spend
-counter (and, for a key with a tokens-per-minute limit, its tokens to the rate window in that
-same month item). So for every key and month the sum of the
-usage items equals the spend counter exactly. A refused write is retried with backoff; if it
-still fails the whole item goes to one structured log line (`usage_write_failed`) that
+twice is a no-op, which makes replay idempotent) and, in the key's month item, adds its cost to
+the spend counter and settles what admission reserved: the hold is removed and cost minus reserved
+added to `committed_usd` (the full cost if the hold expired and was swept meanwhile), and the
+real tokens replace the worst case in the rate window the reservation went into (not in a later
+one: that window is gone). So for every key and month the sum of the usage items equals the
+spend counter exactly. Which of those the month item still holds is a condition of the write;
+a transaction cancelled by that condition (told apart from "already written" by its per-action
+reasons) is sent again in the shape the item it found calls for.
+
+A write refused by DynamoDB is retried with backoff; if it still fails the whole item (and the
+reservation to settle) goes to one structured log line (`usage_write_failed`) that
 `mantle-gateway usage replay` can write back later. Usage is never silently lost.
 """
 
@@ -20,8 +26,8 @@ from typing import Any
 
 from mantle_gateway import schema
 from mantle_gateway.observability import logger, metric
-from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError, number, to_item
-from mantle_gateway.store.limits import spend_pk
+from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError, to_item
+from mantle_gateway.store.limits import Reservation, Settle, settle_update
 from mantle_gateway.usage import UsageRecord
 
 FAILED_WRITE_MESSAGE = "usage_write_failed"
@@ -45,56 +51,60 @@ class Ledger:
         self._attempts = attempts
         self._sleep = sleep
 
-    def record(
-        self,
-        record: UsageRecord,
-        reserved: Decimal = _ZERO,
-        *,
-        charge_window: bool = False,
-    ) -> bool:
+    def record(self, record: UsageRecord, reservation: Reservation | None = None) -> bool:
         """Write the item and the spend; True when written now or before, False when logged."""
-        tokens = record.tokens.total if charge_window else 0
-        outcome = self.write_item(record.item(), tokens=tokens, reserved=reserved)
-        return outcome != FAILED
+        return self.write_item(record.item(), reservation) != FAILED
 
-    def write_item(
-        self,
-        item: Mapping[str, Any],
-        *,
-        tokens: int = 0,
-        reserved: Decimal = _ZERO,
-    ) -> str:
+    def log_unwritten(
+        self, record: UsageRecord, reservation: Reservation | None = None, *, error: str
+    ) -> None:
+        """Keep a record that will not be written now as `record()` keeps one DynamoDB refused:
+        one line `usage replay` writes back (the local door's writer, at shutdown)."""
+        _log_failed_write(record.item(), reservation, error)
+
+    def write_item(self, item: Mapping[str, Any], reservation: Reservation | None = None) -> str:
         """WRITTEN, ALREADY_PRESENT (same request written before) or FAILED (logged for replay).
-        `tokens` are charged to the key's current rate window (0: the key has no tpm limit)."""
-        actions = self._actions(item, tokens, reserved)
+        The item's tokens settle the reservation's tokens, its cost the reserved dollars."""
+        settle = Settle.first(reservation)
         delay = 0.05
-        for attempt in range(1, self._attempts + 1):
+        attempt = 1
+        while True:
+            actions = self._actions(item, reservation, settle)
             try:
-                self._dynamo.call(lambda c: c.transact_write_items(TransactItems=actions))  # type: ignore[arg-type]
+                self._transact(actions)
                 return WRITTEN
-            except ConditionFailed:
-                return ALREADY_PRESENT
+            except ConditionFailed as exc:
+                if exc.failed[:1] != (False,) or len(exc.failed) < 2:
+                    return ALREADY_PRESENT  # the put's condition: this request is written
+                weaker = settle.after(reservation, exc.items[1])
+                if weaker == settle:  # only an unconditional update is never weaker: it cannot fail
+                    raise StoreError("the spend update kept failing its condition") from exc
+                settle = weaker
             except StoreError as exc:
                 if attempt == self._attempts:
-                    logger.error(
-                        FAILED_WRITE_MESSAGE,
-                        extra={
-                            "usage_item": json_safe(item),
-                            "reserved_usd": str(reserved),
-                            "error": str(exc),
-                        },
-                    )
-                    metric("UsageWriteFailures")
+                    _log_failed_write(item, reservation, str(exc))
                     return FAILED
+                attempt += 1
                 self._sleep(delay + random.uniform(0, delay))
                 delay *= 2
-        return FAILED
+
+    def _transact(self, actions: list[dict[str, Any]]) -> None:
+        self._dynamo.call(lambda c: c.transact_write_items(TransactItems=actions))  # type: ignore[arg-type]
 
     def _actions(
-        self, item: Mapping[str, Any], tokens: int, reserved: Decimal
+        self, item: Mapping[str, Any], reservation: Reservation | None, settle: Settle
     ) -> list[dict[str, Any]]:
-        cost = Decimal(str(item["cost_usd"]))
-        actions: list[dict[str, Any]] = [
+        update = settle_update(
+            self._limits_table,
+            str(item["key_id"]),
+            str(item["month"]),
+            reservation,
+            settle,
+            cost=Decimal(str(item["cost_usd"])),
+            tokens=int(item.get("total_tokens", 0)),
+        )
+        assert update is not None  # a bill always writes the spend
+        return [
             {
                 "Put": {
                     "TableName": self._usage_table,
@@ -103,24 +113,56 @@ class Ledger:
                     "ExpressionAttributeNames": {"#pk": schema.USAGE_PK},
                 }
             },
-            {
-                "Update": {
-                    "TableName": self._limits_table,
-                    "Key": {
-                        schema.LIMITS_PK: {"S": spend_pk(str(item["key_id"]), str(item["month"]))}
-                    },
-                    "UpdateExpression": "ADD spent_usd :cost, committed_usd :settle, requests :one"
-                    + (", window_tokens :tokens" if tokens else ""),
-                    "ExpressionAttributeValues": {
-                        ":cost": {"N": number(cost)},
-                        ":settle": {"N": number(cost - reserved)},
-                        ":one": {"N": "1"},
-                    }
-                    | ({":tokens": {"N": str(tokens)}} if tokens else {}),
-                }
-            },
+            {"Update": update},
         ]
-        return actions
+
+
+def reservation_log(reservation: Reservation | None) -> dict[str, Any] | None:
+    """The reservation in a `usage_write_failed` line, so a replay settles it like the write
+    would have (see `reservation_from_log`)."""
+    if reservation is None:
+        return None
+    return {
+        "hold": reservation.hold,
+        "usd": str(reservation.usd),
+        "tokens": reservation.tokens,
+        "window": reservation.window,
+    }
+
+
+def reservation_from_log(item: Mapping[str, Any], line: Mapping[str, Any]) -> Reservation | None:
+    """The reservation a `usage_write_failed` line carries; lines written before holds existed
+    carry only `reserved_usd`, a reservation settled without a hold."""
+    key_id, month = str(item["key_id"]), str(item["month"])
+    logged = line.get("reservation")
+    if isinstance(logged, dict):
+        window = logged.get("window")
+        hold = logged.get("hold")
+        return Reservation(
+            key_id,
+            month,
+            str(hold) if hold is not None else None,
+            Decimal(str(logged.get("usd", "0"))),
+            int(logged.get("tokens") or 0),
+            int(window) if window is not None else None,
+        )
+    reserved = Decimal(str(line.get("reserved_usd", "0")))
+    return Reservation(key_id, month, None, reserved) if reserved else None
+
+
+def _log_failed_write(item: Mapping[str, Any], reservation: Reservation | None, error: str) -> None:
+    """The one line that keeps an unwritten usage item: `usage replay` writes it back and
+    settles its reservation as the write would have."""
+    logger.error(
+        FAILED_WRITE_MESSAGE,
+        extra={
+            "usage_item": json_safe(item),
+            "reserved_usd": str(reservation.usd if reservation else _ZERO),
+            "reservation": reservation_log(reservation),
+            "error": error,
+        },
+    )
+    metric("UsageWriteFailures")
 
 
 def json_safe(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,9 @@ same 404 as for an id that never existed: ownership is not even confirmed to str
 Mantle keeps stored responses 30 days; the owner record expires a day after that (TTL).
 
 A background response (`background: true`) is answered "queued" before any token is spent, so
-its owner record also carries what billing it needs (`pending`); the owner's first read that
-finds it finished bills it, once (see `core/pipeline.py`).
+its owner record also carries what billing it needs (`pending`, with the hold that carries its
+budget reservation); the owner's first read that finds it finished bills it, once (see
+`core/pipeline.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class PendingBill:
     started: float
     door: str
     reserved: Decimal
+    hold: str | None = None
+    """The request id whose hold carries `reserved` (None: a record written before holds)."""
     input_estimate: int = 1
     """Input tokens to bill if the finished response reports no usable usage (body bytes / 4)."""
 
@@ -61,6 +64,7 @@ class ResponseOwners:
                     "started": Decimal(repr(pending.started)),
                     "door": pending.door,
                     "reserved": pending.reserved,
+                    "hold": pending.hold,
                     "input_estimate": pending.input_estimate,
                 },
                 schema.USAGE_TTL_ATTR: int(time.time()) + _RETENTION_SECONDS,
@@ -105,6 +109,7 @@ class ResponseOwners:
                 started=float(pending["started"]),
                 door=str(pending["door"]),
                 reserved=Decimal(pending["reserved"]),
+                hold=str(pending["hold"]) if pending.get("hold") is not None else None,
                 input_estimate=int(pending.get("input_estimate", 1)),
             )
             if isinstance(pending, dict)

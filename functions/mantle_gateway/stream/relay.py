@@ -7,6 +7,8 @@ Bytes are forwarded as each event completes (never buffered to the end). On the 
 - adds `event: <type>` lines to data-only Responses frames (strict clients key off them);
 - reports the stored-response id the first time it appears, before forwarding that event;
 - ends a broken or cut stream with one SSE error event and `data: [DONE]`.
+Those are the OpenAI surfaces; another API family brings its own `EventReader` (Anthropic
+Messages: `anthropic_events`), which reads each event and writes the error tail its way.
 When the door closes it — after the last byte, or early because the client went away — it calls
 `on_finish` once with what it observed, so usage is recorded in every case, and never while the
 client still waits for the end of the body.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mantle_gateway.stream.sse import SSEDecoder, SSEEvent, frame
 from mantle_gateway.upstream.client import StreamBroken
@@ -48,6 +50,18 @@ class Observation:
     """The upstream sent usage whose numbers cannot be billed (`tokens` is then None)."""
     status: str | None = None
     """The `status` of the response in a terminal Responses event (completed, failed, …)."""
+    estimated: bool = False
+    """`tokens` holds the input but not yet the final output count (a stream cut short may
+    never report it): the output is then estimated from `events`."""
+
+
+class EventReader(Protocol):
+    """An API family's reading of its own stream: forward each event (changed or not) while
+    noting usage in the observation, and write the one error event that ends a broken stream."""
+
+    def event(self, event: SSEEvent) -> bytes: ...
+
+    def error_tail(self, code: str, message: str) -> bytes: ...
 
 
 class Relay:
@@ -56,6 +70,7 @@ class Relay:
         chunks: Iterator[bytes],
         *,
         surface: str,
+        reader: Callable[[Observation], EventReader] | None = None,
         strip_usage: bool = False,
         on_response_id: Callable[[str], object] | None = None,
         on_finish: Callable[[Observation], None],
@@ -70,6 +85,14 @@ class Relay:
         self._deadline = deadline
         self._clock = clock
         self.observed = Observation()
+        self._handle: Callable[[SSEEvent], bytes]
+        self._tail: Callable[[str, str], bytes]
+        if reader is not None:
+            events = reader(self.observed)
+            self._handle, self._tail = events.event, events.error_tail
+        else:
+            self._handle = self._chat_event if self._chat else self._responses_event
+            self._tail = self._error_tail
         self._gen = self._run()
         self._finished = False
 
@@ -98,17 +121,17 @@ class Relay:
                         yield out
                     if self._out_of_time():
                         obs.outcome = "deadline"
-                        yield self._error_tail("deadline", "The gateway's time limit was reached.")
+                        yield self._tail("deadline", "The gateway's time limit was reached.")
                         return
                 out = self._process(decoder.flush())
                 if out:
                     yield out
                 if not obs.ended:
                     obs.outcome = "upstream_ended_early"
-                    yield self._error_tail(obs.outcome, "The upstream ended the stream early.")
+                    yield self._tail(obs.outcome, "The upstream ended the stream early.")
             except StreamBroken as broken:
                 obs.outcome = broken.reason
-                yield self._error_tail(broken.reason, "The upstream stream broke off.")
+                yield self._tail(broken.reason, "The upstream stream broke off.")
         except GeneratorExit:
             obs.outcome = obs.outcome or "client_disconnected"
             raise
@@ -123,7 +146,7 @@ class Relay:
         return self._clock() > self._deadline - _DEADLINE_MARGIN
 
     def _process(self, events: list[SSEEvent]) -> bytes:
-        handle = self._chat_event if self._chat else self._responses_event
+        handle = self._handle
         if len(events) == 1:
             return handle(events[0])
         return b"".join(handle(event) for event in events)
@@ -155,7 +178,7 @@ class Relay:
         if data is None:
             return event.raw
         self.observed.events += 1
-        kind = event.event or _event_type(data)
+        kind = event.event or event_type(data)
         if kind in _TERMINAL or (self.observed.response_id is None and kind == "response.created"):
             self._read_response(data, terminal=kind in _TERMINAL)
         if event.event is None and kind:
@@ -198,7 +221,8 @@ class Relay:
         return frame(json.dumps(event).encode(), "error") + DONE
 
 
-def _event_type(data: bytes) -> str | None:
+def event_type(data: bytes) -> str | None:
+    """The `type` of an event's JSON data (Responses and Anthropic events both carry one)."""
     if data.startswith(b'{"type":"'):
         end = data.find(b'"', 9)
         if end > 9:

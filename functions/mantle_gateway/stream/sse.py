@@ -64,6 +64,11 @@ def parse_block(block: bytes) -> SSEEvent:
     raw = block + b"\n\n"
     if block.startswith(b"data: ") and b"\n" not in block:
         return SSEEvent(raw, None, block[6:])  # the common case: one data line
+    if block.startswith(b"event: "):
+        # Anthropic's (and named Responses) frames: one event line, then one data line.
+        end = block.find(b"\n")
+        if end > 0 and block.startswith(b"data: ", end + 1) and b"\n" not in block[end + 1 :]:
+            return SSEEvent(raw, block[7:end].decode("utf-8", "replace"), block[end + 7 :])
     event: str | None = None
     data: list[bytes] = []
     for line in block.split(b"\n"):

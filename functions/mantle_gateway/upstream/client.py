@@ -3,7 +3,8 @@
 httpx errors are translated here and nowhere else: before the answer's headers a timeout is 504
 and any other transport failure 502 (`UpstreamTimeoutError`, `UpstreamError`); after them, while
 the body streams, they become `StreamBroken`, which the relay turns into one SSE error event.
-Every read is bounded both by the configured timeout and by the time the Lambda has left.
+Every read is bounded by the configured timeout, by the time the Lambda has left, and by the
+door's `max_silence` when it has one (a REST API cuts a response silent for 5 minutes).
 
 A streamed body is read from the pooled HTTP/1.1 connection's h11 parser directly, not through
 `iter_raw()`, which passes each HTTP chunk (Mantle sends one per SSE event) up six generators,
@@ -71,9 +72,12 @@ class UpstreamClient:
         headers: dict[str, str],
         body: bytes,
         deadline: float | None,
+        max_silence: float | None = None,
     ) -> httpx.Response:
-        """Send and return once the status and headers are in; the body is left to read."""
-        read = self._read_budget(deadline)
+        """Send and return once the status and headers are in; the body is left to read.
+        Each later read of the body waits at most as long as this one could."""
+        budget = self._read_budget(deadline)
+        read = budget if max_silence is None else min(budget, max_silence)
         timeout = httpx.Timeout(
             read, connect=min(self._connect, read), pool=min(self._connect, read)
         )
@@ -87,6 +91,13 @@ class UpstreamClient:
         try:
             response = self._transport.handle_request(request)
         except httpx.TimeoutException as exc:
+            silence_limit_hit = read < budget and isinstance(exc, httpx.ReadTimeout)
+            if silence_limit_hit:  # the door's limit ran out first, not the Lambda's time
+                raise UpstreamTimeoutError(
+                    f"The upstream sent nothing for {read:g} s, the longest this endpoint can "
+                    "wait without answering; for longer answers use streaming (stream: true) "
+                    "or the gateway's Function URL."
+                ) from exc
             raise UpstreamTimeoutError("The upstream did not answer in time.") from exc
         except httpx.HTTPError as exc:
             raise UpstreamError("The upstream could not be reached.") from exc

@@ -1,12 +1,13 @@
 """Which client headers go up to Mantle, and how the request is signed.
 
-Forwarded: an allow-list — `OpenAI-Project`, every `X-Amzn-Bedrock-*` and `X-Amzn-Mantle-*`
-header. Never forwarded: the client's `Authorization`, `x-api-key`, cookies, hop-by-hop and
-forwarding headers — anything not on the list. The query string goes up re-encoded, without
-the parameters that carry credentials (`forwarded_query`). Everything we send is signed except
-what httpx adds itself (`accept`, `accept-encoding`, `connection`, `user-agent`,
-`content-length`), because a signed hop-by-hop header (`connection`) made Mantle answer 401
-(reference/mantle-facts.md §2.2).
+Forwarded: an allow-list — every `X-Amzn-Bedrock-*` and `X-Amzn-Mantle-*` header, plus the
+headers of the API family the client speaks (`OpenAI-Project`; or `anthropic-version`,
+`anthropic-beta`, `anthropic-workspace-id`). Never forwarded: the client's `Authorization`,
+`x-api-key`, cookies, hop-by-hop and forwarding headers — anything not on the list. The query
+string goes up re-encoded, without the parameters that carry credentials (`forwarded_query`).
+Everything we send is signed except what httpx adds itself (`accept`, `accept-encoding`,
+`connection`, `user-agent`, `content-length`), because a signed hop-by-hop header (`connection`)
+made Mantle answer 401 (reference/mantle-facts.md §2.2).
 
 SigV4 uses service `bedrock-mantle`, the region of the host, the hex SHA-256 of the exact body
 bytes (also sent as `x-amz-content-sha256`, as the official SDKs do), and credentials resolved
@@ -32,18 +33,21 @@ if TYPE_CHECKING:
 SERVICE = "bedrock-mantle"
 _FIELD_VALUE = re.compile(r"[\x20-\x7e\t]{0,8192}")
 """Visible ASCII, space and tab: what every hop (httpx, h11, SigV4 canonical form) accepts."""
-_FORWARDED_EXACT = frozenset({"openai-project"})
+OPENAI_HEADERS = frozenset({"openai-project"})
 _FORWARDED_PREFIXES = ("x-amzn-bedrock-", "x-amzn-mantle-")
 GUARDRAIL_PREFIX = "x-amzn-bedrock-guardrail"
 
 
-def forwarded_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
-    """The client headers that go up; a value that cannot go up unchanged is refused (400):
-    dropping it would silently change the request (an `OpenAI-Project` header lost bills the
-    default project), and a control character must never reach the signed request."""
+def forwarded_headers(
+    client_headers: Mapping[str, str], exact: frozenset[str] = OPENAI_HEADERS
+) -> dict[str, str]:
+    """The client headers that go up (`exact` names the API family's own); a value that cannot go
+    up unchanged is refused (400): dropping it would silently change the request (an
+    `OpenAI-Project` header lost bills the default project), and a control character must never
+    reach the signed request."""
     out: dict[str, str] = {}
     for name, value in client_headers.items():
-        if name in _FORWARDED_EXACT or name.startswith(_FORWARDED_PREFIXES):
+        if name in exact or name.startswith(_FORWARDED_PREFIXES):
             if not _FIELD_VALUE.fullmatch(value):
                 raise InvalidRequestError(
                     f"Header {name} has characters that cannot be forwarded.", param=name
@@ -96,18 +100,22 @@ class SigV4Signer:
         credentials: Callable[[], ReadOnlyCredentials | None],
         region: str,
         clock: Callable[[], float] = time.time,
+        service: str = SERVICE,
     ) -> None:
         self._credentials = credentials
         self._region = region
         self._clock = clock
-        self._scope_tail = f"{region}/{SERVICE}/aws4_request"
+        self._service = service
+        """`bedrock-mantle`; also `events` for budget alerts' PutEvents (upstream/events.py)."""
+        self._scope_tail = f"{region}/{service}/aws4_request"
         self._key: tuple[str, str, bytes] = ("", "", b"")
         """(secret key, yyyymmdd, signing key): the HMAC chain only changes once a day or when
         the role session rotates; one entry, so rotated secrets do not pile up."""
 
     def sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        """`headers` come from `forwarded_headers` plus `content-type`: lower-case names, never
-        `authorization`, `date`, `host` or `x-amz-*`, which are the signer's own."""
+        """`headers` come from `forwarded_headers` plus `content-type` (or a service's own, such
+        as `x-amz-target`): lower-case names, never `authorization`, `date`, `host`,
+        `x-amz-date`, `x-amz-content-sha256` or `x-amz-security-token`, which are the signer's."""
         creds = self._credentials()
         if creds is None or not creds.secret_key:
             raise UpstreamError(
@@ -150,7 +158,7 @@ class SigV4Signer:
         if cached_secret == secret and cached_day == day:
             return key
         key = ("AWS4" + secret).encode()
-        for part in (day, self._region, SERVICE, "aws4_request"):
+        for part in (day, self._region, self._service, "aws4_request"):
             key = hmac.digest(key, part.encode(), "sha256")
         self._key = (secret, day, key)
         return key

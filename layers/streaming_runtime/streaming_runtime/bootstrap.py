@@ -6,6 +6,11 @@ read `_HANDLER`, `LAMBDA_TASK_ROOT`, `AWS_LAMBDA_RUNTIME_API`; load the handler,
 module's global code once so pools and caches live as long as the process; on failure call
 `/runtime/init/error` and exit.
 
+The init error's type is what the managed Python runtime reports for the same failure: a
+`Runtime.*` category when the runtime itself could not find or import the handler (bad name,
+import or syntax error, missing function, bad configuration), else the class name of the
+exception the handler's module raised while it was imported (a `ConfigError`, a `KeyError`).
+
 Environment read here and nowhere else:
 
     AWS_LAMBDA_RUNTIME_API           host:port of the Runtime API (set by Lambda)
@@ -32,9 +37,17 @@ MODE_VARIABLE = "STREAMING_RUNTIME_RESPONSE_MODE"
 
 
 class InitError(Exception):
+    """The runtime could not start the handler; `error_type` is a `Runtime.*` category."""
+
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
+
+    def report(self) -> ErrorReport:
+        """The frames are the cause's (where the import failed), when there is one."""
+        cause = self.__cause__
+        frames = () if cause is None else ErrorReport.from_exception(cause).stack_trace
+        return ErrorReport(self.error_type, str(self), frames)
 
 
 def main() -> None:
@@ -50,14 +63,15 @@ def main() -> None:
         extend_sys_path(os.environ)
         handler = load_handler(os.environ.get("_HANDLER", ""))
     except InitError as error:
-        report = ErrorReport(error.error_type, str(error))
-        if error.__cause__ is not None:
-            cause = ErrorReport.from_exception(error.__cause__)
-            report = ErrorReport(error.error_type, str(error), cause.stack_trace)
-        failures.log(report, request_id=None, where="init")
-        api.post_init_error(report)
-        sys.exit(1)
-    serve(api, handler, mode)
+        report = error.report()
+    except Exception as error:  # raised by the handler module's own code while it was imported
+        report = ErrorReport.from_exception(error)
+    else:
+        serve(api, handler, mode)
+        return
+    failures.log(report, request_id=None, where="init")
+    api.post_init_error(report)
+    sys.exit(1)
 
 
 def response_mode(env: Mapping[str, str]) -> ResponseMode:
@@ -95,7 +109,7 @@ def load_handler(spec: str) -> Handler:
         module = importlib.import_module(module_name)
     except SyntaxError as error:
         raise InitError("Runtime.UserCodeSyntaxError", f"Syntax error in {module_name}") from error
-    except Exception as error:
+    except ImportError as error:
         raise InitError(
             "Runtime.ImportModuleError", f"Unable to import module {module_name!r}: {error}"
         ) from error

@@ -78,11 +78,11 @@ class RuntimeApi:
     def post_error(self, request_id: str, report: ErrorReport) -> int:
         """Only valid before any byte of a response was sent."""
         path = f"/{API_VERSION}/runtime/invocation/{request_id}/error"
-        return self._post(path, report.document(), _error_headers())
+        return self._post(path, report.document(), _error_headers(report))
 
     def post_init_error(self, report: ErrorReport) -> int:
         path = f"/{API_VERSION}/runtime/init/error"
-        return self._post(path, report.document(), _error_headers(report.error_type))
+        return self._post(path, report.document(), _error_headers(report))
 
     def _post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
         conn = self._connect()
@@ -111,9 +111,13 @@ class RuntimeApi:
         return ResponseStream(conn)
 
 
-def _error_headers(error_type: str = "Unhandled") -> dict[str, str]:
-    # "Unhandled" is what the AWS examples send for a function error (runtimes-api).
-    return {ERROR_TYPE: error_type, "Content-Type": "application/json"}
+def _error_headers(report: ErrorReport) -> dict[str, str]:
+    """The header carries the same type as the document's `errorType` (and as the trailer of a
+    stream that fails later): the exception's class name, or a `Runtime.*` category the runtime
+    chose. The API takes any string and recommends `<category.reason>` (runtimes-api,
+    "Invocation error"); AWS's curl examples send a fixed `Unhandled`, which says nothing about
+    what failed."""
+    return {ERROR_TYPE: report.error_type, "Content-Type": "application/json"}
 
 
 class ResponseStream:

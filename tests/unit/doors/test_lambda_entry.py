@@ -179,3 +179,43 @@ def test_production_handler_asks_wiring_for_the_process_gateway(
     assert result["statusCode"] == 200
     (request,) = gateway.requests
     assert request.request_id == "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+
+
+@pytest.mark.parametrize(
+    ("name", "door"),
+    [("function_url_messages_stream", "function_url"), ("rest_api_messages_stream", "rest_api")],
+)
+def test_anthropic_messages_reach_the_core_through_both_doors(name: str, door: str) -> None:
+    gateway = FakeGateway()
+
+    run(load_event(name), gateway)
+
+    (request,) = gateway.requests
+    assert (request.door, request.path, request.query) == (
+        door,
+        "/anthropic/v1/messages",
+        "beta=true",
+    )
+    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert request.headers["anthropic-beta"].startswith("claude-code-20250219,")
+
+
+def test_door_refusals_under_anthropic_are_anthropic_shaped() -> None:
+    oversized = load_event("rest_api_messages_stream")
+    oversized["body"] = "x" * (rest_api.MAX_REQUEST_BYTES + 1)
+    bad_base64 = load_event("function_url_messages_stream") | {
+        "body": "not base64 !!",
+        "isBase64Encoded": True,
+    }
+    for event, status, kind in (
+        (oversized, 413, "request_too_large"),
+        (bad_base64, 400, "invalid_request_error"),
+    ):
+        gateway = FakeGateway()
+        result = run(event, gateway)
+        assert gateway.requests == []
+        assert result["statusCode"] == status
+        body = result["body"]
+        assert isinstance(body, lambda_entry.ResponseBody)
+        answer = json.loads(b"".join(body))
+        assert answer["type"] == "error" and answer["error"]["type"] == kind

@@ -81,3 +81,10 @@ def make_client(sim: Simulator) -> Iterator[Callable[..., httpx.Client]]:
     yield make
     for http in opened:
         http.close()
+
+
+@pytest.fixture
+def sign() -> Signer:
+    """The default signer as a request hook, for clients built on another HTTP library (the
+    anthropic SDK sends through httpx2, which takes the same hooks)."""
+    return botocore_signer()

@@ -78,3 +78,25 @@ def test_a_transaction_cancelled_only_by_its_condition_is_a_condition(store: Dyn
     )
     with pytest.raises(StoreError):
         store.call(operation)
+
+
+def test_a_cancelled_transaction_says_which_action_failed_and_what_it_found(
+    store: Dynamo,
+) -> None:
+    """The ledger tells "usage item already written" (the put) apart from "the reservation is not
+    as expected" (the spend update), and reshapes the update from the item it found."""
+    found = {"pk": {"S": "spend#k#2026-11"}, "window": {"N": "202611241201"}}
+    reasons = [{"Code": "None"}, {"Code": "ConditionalCheckFailed", "Item": found}]
+    _, operation = failing(
+        client_error("TransactionCanceledException", CancellationReasons=reasons)
+    )
+    with pytest.raises(ConditionFailed) as info:
+        store.call(operation)
+    assert info.value.failed == (False, True)
+    assert info.value.items == (None, {"pk": "spend#k#2026-11", "window": 202611241201})
+
+    _, operation = failing(client_error("ConditionalCheckFailedException", Item=found))
+    with pytest.raises(ConditionFailed) as single:
+        store.call(operation)
+    assert single.value.failed == (True,)
+    assert single.value.items[0] == {"pk": "spend#k#2026-11", "window": 202611241201}

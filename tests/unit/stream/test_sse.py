@@ -66,3 +66,34 @@ def test_field_without_space_and_frame_round_trip() -> None:
     assert parse_block(frame(b"{}", "error")) == SSEEvent(
         b"event: error\ndata: {}\n\n", "error", b"{}"
     )
+
+
+def reference(block: bytes) -> tuple[str | None, bytes | None]:
+    """The spec's field reading, line by line, for comparing with the decoder's shortcuts."""
+    event, data = None, []
+    for line in block.strip(b"\n").split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        name, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace")
+    return event, b"\n".join(data) if data else None
+
+
+LINES = st.sampled_from(
+    [b"event: message_start", b"event:x", b"event: ", b"data: {}", b"data:{}", b"data: a b",
+     b"data: ", b": ping", b"id: 1", b"event: content_block_delta"]
+)  # fmt: skip
+
+
+@given(st.lists(LINES, min_size=1, max_size=4))
+def test_named_event_shortcut_reads_fields_as_the_spec_does(lines: list[bytes]) -> None:
+    block = b"\n".join(lines)
+    parsed = parse_block(block)
+    assert (parsed.event, parsed.data) == reference(block)
+    assert parse_block(b"event: message_stop\ndata: {}") == SSEEvent(
+        b"event: message_stop\ndata: {}\n\n", "message_stop", b"{}"
+    )
