@@ -15,12 +15,14 @@ import pytest
 from mantle_gateway import observability
 from mantle_gateway.core import body, metering, routes
 from mantle_gateway.core.call import Call
+from mantle_gateway.core.openai_api import OpenAIFamily
 from mantle_gateway.core.pricing import PriceTable
 from mantle_gateway.messages import GatewayRequest
 from mantle_gateway.store.keys import KeyRecord
 from mantle_gateway.store.responses import PendingBill, ResponseOwner
 from mantle_gateway.stream.relay import Observation
-from mantle_gateway.usage import TokenCounts, UsageRecord
+from mantle_gateway.upstream.routing import PrefixRouter
+from mantle_gateway.usage import TokenCounts, UsageRecord, from_chat_usage, from_responses_usage
 
 MODEL = "openai.gpt-oss-120b"
 BODY = json.dumps({"model": MODEL, "input": "x" * 400}).encode()
@@ -53,7 +55,10 @@ def call(route: routes.Route, owner: ResponseOwner | None = None) -> Call:
     key = KeyRecord(key_id="key_1", digest="d", name="t")
     started = 1_700_000_000.0
     now = datetime.fromtimestamp(started, UTC)
-    made = Call(request, "req_1", started, now, route, key, body.parse(BODY), rate=None)
+    family = OpenAIFamily(PrefixRouter(()))
+    made = Call(
+        request, "req_1", started, now, route, key, body.parse(BODY), rate=None, family=family
+    )
     made.owner = owner
     return made
 
@@ -101,14 +106,17 @@ def test_missing_usage_is_estimated_without_an_alarm(meter_and_ledger, capsys) -
 
 def test_a_whole_answer_without_usable_usage_estimates_its_output_from_its_size() -> None:
     answer = {"status": "completed", "usage": {"input_tokens": 3, "output_tokens": float("nan")}}
-    observed = metering.observe(answer, 4000, chat=False)
+    observed = metering.observe(answer, 4000, lambda a: from_responses_usage(a.get("usage")))
     assert (observed.tokens, observed.usage_invalid) == (None, True)
     assert (observed.events, observed.status) == (1000, "completed")
-    good = metering.observe({"usage": {"prompt_tokens": 3, "completion_tokens": 4}}, 9, chat=True)
+    chat = {"usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    good = metering.observe(chat, 9, lambda a: from_chat_usage(a.get("usage")))
     assert good.tokens == TokenCounts(input=3, output=4) and not good.usage_invalid
 
 
-PENDING = ResponseOwner("key_1", "/v1", PendingBill(MODEL, 1.0, "local", Decimal("0.1"), 77))
+PENDING = ResponseOwner(
+    "key_1", "/v1", PendingBill(MODEL, 1.0, "local", Decimal("0.1"), input_estimate=77)
+)
 
 
 @pytest.mark.parametrize("status", [None, "queued", "in_progress"])
