@@ -28,6 +28,10 @@ class Sizes:
     """In-process `Gateway.handle` calls per repetition (fake stores, mock upstream)."""
     count_requests: int = 20
     """Warm requests whose DynamoDB calls are counted (per kind: non-streamed, streamed)."""
+    stored_items: int = 10_000
+    """Usage items stored before the second half of the stored-items latency row."""
+    stored_requests: int = 100
+    """Timed requests per half of that row and repetition."""
     import_repeats: int = 3
     package: bool = True
     """Build the Lambda bundle with pip (needs the package index); --quick skips it."""
@@ -47,6 +51,8 @@ QUICK = Sizes(
     rtt_samples=20,
     cpu_requests=100,
     count_requests=3,
+    stored_items=300,
+    stored_requests=10,
     import_repeats=1,
     package=False,
     quick=True,

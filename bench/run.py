@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import coldstart, cpu, latency, package, report, roundtrips, streaming
+from bench import coldstart, cpu, latency, package, report, roundtrips, stored, streaming
 from bench.config import Sizes
 from bench.stack import Stack
 from bench.table import Table
@@ -48,6 +48,8 @@ def run(sizes: Sizes) -> Table:
         lat = latency.measure(stack, sizes)
         step(f"{sizes.stream_events}-event stream through the gateway")
         stream = streaming.through_gateway(stack, sizes)
+        step(f"latency after 0 and {sizes.stored_items:,} stored usage items")
+        kept = stored.measure(stack, sizes)
     with tempfile.TemporaryDirectory(prefix="bench-package-") as workdir:
         step("deployment package and layer" + (" (layer only)" if not sizes.package else ""))
         packages = package.build(Path(workdir), with_dependencies=sizes.package)
@@ -56,5 +58,5 @@ def run(sizes: Sizes) -> Table:
             sizes.import_repeats, packages.function_dir, packages.runtime_python
         )
     step("done")
-    measured = report.Measured(rtt, lat, core, trips, stream, relay, cold, packages)
+    measured = report.Measured(rtt, lat, core, trips, stream, relay, cold, packages, kept)
     return report.table(sizes, measured)

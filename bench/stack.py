@@ -88,12 +88,7 @@ class Stack:
         return child
 
     def fresh_key(self) -> IssuedKey:
-        """Empty tables and a new key: every measure starts from the same DynamoDB state.
-
-        moto's TransactWriteItems deep-copies each table it touches (to roll back on failure),
-        so its cost grows with every usage item written; without this reset the usage write
-        would get slower all through the run, and with it everything queued behind it.
-        """
+        """Empty tables and a new key: every measure starts from the same DynamoDB state."""
         assert self.dynamo is not None
         assert self._admin is not None
         self._admin.post(self.dynamodb_url + "/moto-api/reset").raise_for_status()

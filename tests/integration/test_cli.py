@@ -13,6 +13,8 @@ import anthropic
 import httpx
 import pytest
 
+from tests.support.banner import read_banner
+
 COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
 
 
@@ -212,16 +214,17 @@ def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
     clean["HOME"] = str(tmp_path)
     process = subprocess.Popen(
         [COMMAND, "serve", "--upstream", "simulator", "--port", "0"],
+        cwd=tmp_path,  # the newcomer's working directory, where the data dir goes
         env=clean,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        banner = _read_banner(process)
+        banner = read_banner(process)
         assert "SIMULATED" in banner
         url = banner.split("listening on ")[1].split()[0]
-        key = banner.split("shown once: ")[1].split()[0]
+        key = banner.split(", new: ")[1].split()[0]
         answer = httpx.post(
             url + "/openai/v1/chat/completions",
             headers={"authorization": f"Bearer {key}"},
@@ -242,17 +245,3 @@ def test_serve_with_simulator_works_for_a_newcomer(tmp_path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def _read_banner(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    lines: list[str] = []
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.strip().startswith("Try:"):
-            return "".join(lines)
-    raise AssertionError("no banner:\n" + "".join(lines))

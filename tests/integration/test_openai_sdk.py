@@ -249,10 +249,10 @@ def test_only_the_owner_can_chain_on_a_stored_response(sim, new_key, client) -> 
         model=MODEL, input="which number?", previous_response_id=first.id
     )
     assert chained.output_text
-    before = len(sim.requests)
+    before = sim.request_count
     with pytest.raises(openai.BadRequestError) as info:
         client(other).responses.create(
             model=MODEL, input="which number?", previous_response_id=first.id
         )
     assert info.value.code == "previous_response_not_found"
-    assert len(sim.requests) == before, "a stranger's chain never reaches Mantle"
+    assert sim.request_count == before, "a stranger's chain never reaches Mantle"

@@ -18,7 +18,9 @@ import httpx
 
 from mantle_gateway.observability import logger
 from mantle_gateway.store.dynamo import Dynamo
+from mantle_gateway.store.ledger import json_safe
 from mantle_gateway.store.limits import LimitsStore, holds_in
+from mantle_gateway.usage import TokenCounts, UsageRecord
 
 COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
 
@@ -111,3 +113,72 @@ def _wait_for_failed_write(log_file: Path) -> list[str]:
             return lines
         time.sleep(0.05)
     raise AssertionError("no usage_write_failed line was logged")
+
+
+def test_replay_skips_and_reports_bad_lines_and_writes_every_good_one(
+    settings, new_key, usage_items, dynamodb, tmp_path
+) -> None:
+    # GIVEN a log mixing two failed writes with garbage, a line cut short and another message
+    _, record = new_key()
+    month = datetime.now(UTC).strftime("%Y-%m")
+
+    def failed(n: int) -> str:
+        item = UsageRecord(
+            request_id=f"replay-{record.key_id}-{n}",
+            timestamp=f"{month}-01T00:00:0{n}.000000Z",
+            key_id=record.key_id,
+            model="openai.gpt-oss-120b",
+            tokens=TokenCounts(input=3, output=5),
+            cost_usd=Decimal("0.0021"),
+            status="ok",
+            latency_ms=12,
+            door="local",
+            stream=False,
+        ).item()
+        return json.dumps(
+            {"level": "ERROR", "message": "usage_write_failed", "usage_item": json_safe(item)}
+        )
+
+    log_file = tmp_path / "mixed.log"
+    log_file.write_text(
+        "\n".join(
+            [
+                failed(1),
+                "%% not a log line at all \x00",
+                failed(2)[:90],  # the writer died mid-line
+                json.dumps({"level": "INFO", "message": "request served", "status": 200}),
+                failed(3),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+    # WHEN it is replayed
+    done = subprocess.run(
+        [COMMAND, "usage", "replay", str(log_file)],
+        env={**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # THEN both good lines are written, the cut one is reported by line number, and the exit
+    # status says a line was skipped
+    assert done.returncode == 3, done.stderr
+    assert json.loads(done.stdout) == {
+        "found": 2,
+        "written": 2,
+        "skipped": 1,
+        "skipped_lines": [f"{log_file}:3"],
+    }
+    assert done.stderr.strip() == f"usage replay: skipped {log_file}:3: truncated or invalid JSON"
+    items = usage_items(record.key_id, count=2)
+    assert sorted(i["request_id"] for i in items) == [
+        f"replay-{record.key_id}-1",
+        f"replay-{record.key_id}-3",
+    ]
+    spend = LimitsStore(
+        Dynamo(region="us-east-1", endpoint_url=dynamodb.endpoint_url), settings.limits_table
+    ).spend(record.key_id, month)
+    assert spend["spent_usd"] == Decimal("0.0042")

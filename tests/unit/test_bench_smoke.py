@@ -41,6 +41,7 @@ ROWS = (
     "trips_before",
     "trips_cold",
     "trips_after",
+    "latency_stored",
     "litellm",
 )
 POSITIVE = (
@@ -56,6 +57,7 @@ POSITIVE = (
     "import_deps",
     "import_layer",
     "package_layer",
+    "latency_stored",
 )
 # cpu_live comes from /proc clock ticks (10 ms): a --quick run may see none in a process.
 FINITE = (

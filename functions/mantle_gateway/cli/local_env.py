@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from mantle_gateway.cli import moto_fixes
+
 
 class EmbeddedDynamoDB:
     """A real HTTP DynamoDB endpoint on loopback, served by moto in a background thread.
@@ -20,26 +22,56 @@ class EmbeddedDynamoDB:
     moto's server threads are not safe with each other: a conditional write checks its condition
     and then writes without a lock, so two threads can both pass it (N racing gateways then
     admit more than the rate limit; DynamoDB makes each conditional write atomic), and
-    TransactWriteItems deep-copies the tables for its rollback, which breaks when another thread
-    changes them meanwhile. So every write runs alone; reads run concurrently with each other.
+    TransactWriteItems saves what it may change for its rollback, which breaks when another
+    thread changes it meanwhile. So every write runs alone; reads run concurrently with each
+    other. The moto defects it works around are in `moto_fixes`.
+
+    moto keeps its tables in module globals: two instances in one process share them, so
+    `snapshot`/`restore` (the `--data-dir` of `serve`) see every table of the process.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        _plain_number_arithmetic()
+        moto_fixes.apply()
         self._address = (host, port)
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._lock = _SharedExclusiveLock()
+        self._writes = 0
         self.endpoint_url = ""
+
+    @property
+    def writes(self) -> int:
+        """Calls served that may have changed something (anything but a read), so far."""
+        return self._writes
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every table and item as plain JSON (`local_snapshot`), taken between two writes."""
+        from mantle_gateway.cli import local_snapshot
+
+        with self._lock.exclusive():
+            return local_snapshot.export_tables()
+
+    def restore(self, snapshot: Any) -> int:
+        """Put a `snapshot` back (its tables created where missing); the number of items.
+        Raises `local_snapshot.SnapshotError` for anything else."""
+        from mantle_gateway.cli import local_snapshot
+
+        with self._lock.exclusive():
+            return local_snapshot.import_tables(snapshot)
 
     def start(self) -> EmbeddedDynamoDB:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         app = DomainDispatcherApplication(create_backend_app)
-        lock = _SharedExclusiveLock()
+        lock = self._lock
 
         def serialized(environ: Any, start_response: Any) -> Any:
             target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
-            with lock.shared() if target.endswith(_READS) else lock.exclusive():
+            if target.endswith(_READS):
+                with lock.shared():
+                    return list(app(environ, start_response))
+            with lock.exclusive():
+                self._writes += 1
                 return list(app(environ, start_response))
 
         self._server = _KeepAliveWSGIServer(self._address, serialized)
@@ -181,25 +213,3 @@ class _SharedExclusiveLock:
             with self._cond:
                 self._exclusive = False
                 self._cond.notify_all()
-
-
-def _plain_number_arithmetic() -> None:
-    """Work around moto 5.2's number arithmetic: it prints sums with `str(Decimal)`, so a sum like
-    0.1 + -0.1 is stored as "0E-1", which its next ADD cannot parse ("no '.' means int").
-    Real DynamoDB normalizes numbers; here results are re-printed in plain notation."""
-    from decimal import Decimal
-
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    if getattr(DynamoType, "_mantle_plain_numbers", False):
-        return
-    add, sub = DynamoType.__add__, DynamoType.__sub__
-
-    def plain(result: Any) -> Any:
-        if result.is_number() and "E" in result.value.upper():
-            result.value = format(Decimal(result.value), "f")
-        return result
-
-    DynamoType.__add__ = lambda self, other: plain(add(self, other))  # type: ignore[method-assign]
-    DynamoType.__sub__ = lambda self, other: plain(sub(self, other))  # type: ignore[method-assign]
-    DynamoType._mantle_plain_numbers = True  # type: ignore[attr-defined]

@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM/Ctrl-C: seconds to finish answers in flight, then as many to write "
         "queued usage; what is left is logged for `usage replay` (default 10)",
     )
+    kept = serve.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--data-dir",
+        default=".mantle-gateway",
+        help="where the embedded DynamoDB's tables (keys, limits, usage) and the demo key are "
+        "kept across restarts (default: .mantle-gateway in the working directory)",
+    )
+    kept.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="keep nothing: fresh tables and a new demo key on every start",
+    )
 
     tables = groups.add_parser("tables", help="DynamoDB tables for local and test use")
     tables_cmd = tables.add_subparsers(dest="command", required=True)
@@ -91,7 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="key",
         help="project: spend per Mantle project across keys (table, csv, json)",
     )
-    replay = usage_cmd.add_parser("replay", help="write usage items from usage_write_failed logs")
+    replay = usage_cmd.add_parser(
+        "replay",
+        help="write usage items from usage_write_failed logs",
+        description="Writes the usage item of every usage_write_failed log line (idempotent). "
+        "Lines that name it but cannot be read are skipped and listed (stderr and the JSON "
+        "summary's skipped_lines). Exit status: 0 all replayed, 1 a write failed again, "
+        "3 lines were skipped.",
+    )
     replay.add_argument("files", nargs="+", help="log files (JSON lines or CloudWatch exports)")
     return parser
 

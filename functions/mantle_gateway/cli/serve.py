@@ -1,8 +1,12 @@
 """`mantle-gateway serve`: the local door, with whatever it needs started beside it.
 
-Without AWS_ENDPOINT_URL_DYNAMODB it starts an embedded DynamoDB, creates the tables and a demo
-key (printed once). With `--upstream simulator` it answers from the built-in Mantle simulator,
-so a newcomer with no AWS account sees the whole path work; the banner says so plainly.
+Without AWS_ENDPOINT_URL_DYNAMODB it starts an embedded DynamoDB whose tables live in a data
+directory (`--data-dir`, default `.mantle-gateway/`; `cli/data_dir`): restored at start, saved
+at exit and every 30 s while something changed. It creates the tables that are missing and a
+demo key the first time, then shows that same key on every start. `--ephemeral` keeps nothing:
+fresh tables and a new demo key, printed once. With `--upstream simulator` it answers from the
+built-in Mantle simulator, so a newcomer with no AWS account sees the whole path work; the
+banner says so plainly.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from typing import TYPE_CHECKING
 from mantle_gateway.settings import Settings
 
 if TYPE_CHECKING:
+    from mantle_gateway.cli.data_dir import DataDir, Saver
+    from mantle_gateway.cli.local_env import EmbeddedDynamoDB
     from mantle_gateway.doors.local import LocalServer
     from mantle_gateway.store.background_ledger import BackgroundLedger
+    from mantle_gateway.store.keys import KeyStore
 
 
 def run(args: argparse.Namespace) -> int:
     from mantle_gateway import wiring
-    from mantle_gateway.core.auth import issue_key
     from mantle_gateway.doors.local import serve
     from mantle_gateway.store.dynamo import Dynamo
     from mantle_gateway.store.keys import KeyStore
@@ -34,12 +40,12 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.load()
     notes: list[str] = []
     demo_key = None
+    embedded: EmbeddedDynamoDB | None = None
+    data: DataDir | None = None
     if settings.dynamodb_endpoint_url is None:
-        from mantle_gateway.cli.local_env import EmbeddedDynamoDB
-
-        dynamodb = EmbeddedDynamoDB().start()
-        settings = dataclasses.replace(settings, dynamodb_endpoint_url=dynamodb.endpoint_url)
-        notes.append(f"DynamoDB: embedded (moto) at {dynamodb.endpoint_url}; data lasts until exit")
+        embedded, data, note = _embedded_dynamodb(args)
+        settings = dataclasses.replace(settings, dynamodb_endpoint_url=embedded.endpoint_url)
+        notes.append(note)
     else:
         notes.append(f"DynamoDB: {settings.dynamodb_endpoint_url}")
 
@@ -64,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
             )
 
     dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
-    if "embedded" in notes[0]:
-        create_tables(dynamo, settings)
-        demo_key, record = issue_key(
-            KeyStore(dynamo, settings.keys_table), name="demo", now=datetime.now(UTC)
-        )
-        notes.append(f"Demo key ({record.key_id}), shown once: {demo_key}")
+    saver: Saver | None = None
+    if embedded is not None:
+        create_tables(dynamo, settings)  # those missing from the restored snapshot
+        demo_key, lines = _demo_key(KeyStore(dynamo, settings.keys_table), data, embedded)
+        notes += lines
+        saver = data.keep(embedded) if data is not None else None
 
     gateway, usage_writer = wiring.build_local(settings, credentials=credentials)
     server = serve(
@@ -104,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
             f"mantle-gateway usage report --month {month}"
         )
     sys.stdout.flush()
-    _serve_until_stopped(server, usage_writer, args.drain_timeout)
+    try:
+        _serve_until_stopped(server, usage_writer, args.drain_timeout)
+    finally:
+        if saver is not None:
+            saver.close()  # after the door and the usage drain, so their last writes are in
     return 0
 
 
@@ -131,7 +141,53 @@ def _serve_until_stopped(
         unwritten = usage_writer.drain(0)
     if unwritten:
         print(
-            f"{unwritten} usage records could not be written in time: each is in the log as a "
-            "usage_write_failed line; write them with `mantle-gateway usage replay LOGFILE`.",
+            f"{unwritten} usage records could not be written in time: each is logged as one "
+            "replayable line; write them with `mantle-gateway usage replay LOGFILE`.",
             file=sys.stderr,
         )
+
+
+def _embedded_dynamodb(
+    args: argparse.Namespace,
+) -> tuple[EmbeddedDynamoDB, DataDir | None, str]:
+    """The embedded DynamoDB, its tables restored from the data dir unless `--ephemeral`."""
+    from mantle_gateway.cli.data_dir import SAVE_EVERY_SECONDS, DataDir
+    from mantle_gateway.cli.local_env import EmbeddedDynamoDB
+
+    data = None if args.ephemeral else DataDir.open(args.data_dir)
+    dynamodb = EmbeddedDynamoDB().start()
+    note = f"DynamoDB: embedded (moto) at {dynamodb.endpoint_url}; "
+    if data is None:
+        return dynamodb, None, note + "--ephemeral: data lasts until exit"
+    restored = data.restore(dynamodb)
+    found = "new" if restored is None else f"{restored:,} items restored"
+    return (
+        dynamodb,
+        data,
+        note + f"data in {data.path} ({found}; saved at exit and every {SAVE_EVERY_SECONDS:.0f} s)",
+    )
+
+
+def _demo_key(
+    keys: KeyStore, data: DataDir | None, dynamodb: EmbeddedDynamoDB
+) -> tuple[str, list[str]]:
+    """The demo key kept in the data dir if it still works, else a new one (kept there)."""
+    from mantle_gateway.core.auth import digest, issue_key
+
+    if data is not None and (secret := data.demo_secret()):
+        record = keys.get_by_digest(digest(secret))
+        if record is not None and record.status == "active":
+            return secret, [f"Demo key ({record.key_id}): {secret}", _kept(data)]
+    secret, record = issue_key(keys, name="demo", now=datetime.now(UTC))
+    if data is None:
+        return secret, [f"Demo key ({record.key_id}), shown once: {secret}"]
+    data.save(dynamodb)  # the key's record first, then the secret that refers to it
+    data.remember_demo_secret(secret)
+    return secret, [f"Demo key ({record.key_id}), new: {secret}", _kept(data)]
+
+
+def _kept(data: DataDir) -> str:
+    return (
+        f"  (its secret is kept in {data.demo_key_file}, mode 0600, to show it on the next "
+        "start; DynamoDB holds only its digest)"
+    )

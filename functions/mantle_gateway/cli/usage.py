@@ -9,9 +9,11 @@ and model.
 
 `replay` reads log files (CloudWatch exports or plain JSON lines), finds every
 `usage_write_failed` line and writes its usage item with the same transaction as the gateway.
-The usage item's put is conditional, so replaying a file twice writes each item once. Then it
-checks the budget alerts of every key and month it wrote to (and of every `budget_alert_failed`
-line), with the gateway's own exactly-once claims: a threshold announced before is not again.
+The usage item's put is conditional, so replaying a file twice writes each item once. A line
+that names the message but cannot be read is skipped and reported (`cli/failed_writes`); the
+others are replayed all the same. Then it checks the budget alerts of every key and month it
+wrote to (and of every `budget_alert_failed` line), with the gateway's own exactly-once claims:
+a threshold announced before is not again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,6 @@ from mantle_gateway.settings import Settings
 
 if TYPE_CHECKING:
     from mantle_gateway.core.alerts import BudgetAlerts
-    from mantle_gateway.store.limits import Reservation
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,37 +136,38 @@ def _log_records(paths: list[str], message: str) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def failed_writes(paths: list[str]) -> Iterator[tuple[dict[str, Any], Reservation | None]]:
-    """Usage items (and the reservations they settle) from `usage_write_failed` log lines."""
-    from mantle_gateway.store.ledger import FAILED_WRITE_MESSAGE, reservation_from_log
-
-    for record in _log_records(paths, FAILED_WRITE_MESSAGE):
-        if "usage_item" in record:
-            item = dict(record["usage_item"])
-            item["cost_usd"] = Decimal(str(item["cost_usd"]))
-            yield item, reservation_from_log(item, record)
-
-
 def _replay(args: argparse.Namespace, settings: Settings, dynamo: Any) -> int:
+    """Write every readable failed write; report each unreadable one on stderr and in the
+    summary. Exit 1 when a write failed again, 3 when lines were skipped, else 0."""
     from collections import Counter
 
+    from mantle_gateway.cli.failed_writes import BadLine, read
     from mantle_gateway.store.ledger import FAILED, Ledger
 
     ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
     outcomes: Counter[str] = Counter()
     spent = set(failed_alerts(args.files))
-    for item, reservation in failed_writes(args.files):
-        outcome = ledger.write_item(item, reservation)
+    skipped: list[BadLine] = []
+    for found in read(args.files):
+        if isinstance(found, BadLine):
+            print(f"usage replay: skipped {found.where}: {found.reason}", file=sys.stderr)
+            skipped.append(found)
+            continue
+        outcome = ledger.write_item(found.item, found.reservation)
         outcomes[outcome] += 1
         if outcome != FAILED:  # written now or before: its spend may have crossed a threshold
-            spent.add((str(item["key_id"]), str(item["month"])))
+            spent.add((str(found.item["key_id"]), str(found.item["month"])))
     alerts = _budget_alerts(settings, dynamo)
     sent = sum(alerts.after_spend(key_id, month) for key_id, month in sorted(spent))
-    summary: dict[str, int] = {"found": sum(outcomes.values()), **outcomes}
+    summary: dict[str, Any] = {"found": sum(outcomes.values()), **outcomes}
     if sent:
         summary["budget_alerts"] = sent
+    if skipped:
+        summary |= {"skipped": len(skipped), "skipped_lines": [bad.where for bad in skipped]}
     print(json.dumps(summary))
-    return 1 if outcomes[FAILED] else 0
+    if outcomes[FAILED]:
+        return 1
+    return 3 if skipped else 0
 
 
 def failed_alerts(paths: list[str]) -> Iterator[tuple[str, str]]:

@@ -10,8 +10,9 @@
 It verifies SigV4 independently (hashlib/hmac, not botocore), serves the OpenAI-compatible
 surface under `/v1` and `/openai/v1` with Mantle's per-model prefix rule and the Anthropic
 Messages surface under `/anthropic/v1` (`messages`), streams real chunked SSE, keeps stored
-responses, and misbehaves on demand (see `faults`). Standard library only, so importing it costs
-next to nothing; it is left out of the Lambda bundle.
+responses (the newest 1,000, 64 MiB at most) and the recent requests (the newest 1,000, 16 MiB of
+bodies at most), and misbehaves on demand (see `faults`). Standard library only, so importing it
+costs next to nothing; it is left out of the Lambda bundle.
 """
 
 from .faults import (

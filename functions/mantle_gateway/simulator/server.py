@@ -41,7 +41,7 @@ from .faults import (
     SlowStream,
     WrongRoute,
 )
-from .records import SeenRequest
+from .records import RequestLog, SeenRequest
 from .routes import DEFAULT_MODEL_PREFIXES, MethodNotAllowed, match, split_prefix
 from .sigv4 import MAX_CLOCK_SKEW_SECONDS, WireRequest
 from .store import ResponseStore
@@ -111,8 +111,7 @@ class Simulator:
         self._address = (host, port)
         self._faults = FaultQueue()
         self._store = ResponseStore()
-        self._requests: list[SeenRequest] = []
-        self._lock = threading.Lock()
+        self._log = RequestLog()
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -180,9 +179,28 @@ class Simulator:
 
     @property
     def requests(self) -> list[SeenRequest]:
-        """A snapshot of every request seen so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
+        """A snapshot of the recent requests, oldest first: every one since the start or the last
+        `reset`, up to the log's bound (`request_log`; 1,000 requests, 16 MiB of bodies)."""
+        return self._log.recent()
+
+    @property
+    def request_count(self) -> int:
+        """Every request seen since the start or the last `reset`, dropped records included."""
+        return self._log.count
+
+    def requests_since(self, count: int) -> list[SeenRequest]:
+        """The requests seen after `request_count` was `count`, as far as the log still holds."""
+        return self._log.since(count)
+
+    @property
+    def request_log(self) -> RequestLog:
+        """The recent-request log; its `max_requests` and `max_body_bytes` may be changed."""
+        return self._log
+
+    @property
+    def response_store(self) -> ResponseStore:
+        """Stored responses; its `max_items` and `max_bytes` may be changed."""
+        return self._store
 
     def stored_response(self, response_id: str) -> dict[str, Any] | None:
         found = self._store.get(response_id)
@@ -190,16 +208,14 @@ class Simulator:
 
     def reset(self) -> None:
         """Forget recorded requests, pending faults and stored responses."""
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
         self._faults.clear()
         self._store.clear()
 
     # ------------------------------------------------------------------ used by the handler
 
     def _record(self, seen: SeenRequest) -> None:
-        with self._lock:
-            self._requests.append(seen)
+        self._log.add(seen)
 
     def _wait(self, seconds: float) -> bool:
         """Sleep unless the simulator stops first; True when it is stopping."""

@@ -87,6 +87,38 @@ def test_store_false_keeps_nothing(sim: Simulator, client: httpx.Client) -> None
     assert client.get(f"{BASE}/responses/{created['id']}").status_code == 404
 
 
+def test_stored_responses_are_bounded_and_the_oldest_dropped(
+    sim: Simulator, client: httpx.Client
+) -> None:
+    # GIVEN a store bounded to 3 responses
+    sim.response_store.max_items = 3
+
+    # WHEN 5 responses are stored
+    ids = [_create(client, input=f"turn {n}")["id"] for n in range(5)]
+
+    # THEN the 3 newest are readable and the 2 oldest are gone, as expired ones would be
+    assert sim.response_store.ids() == ids[2:]
+    for response_id in ids[2:]:
+        assert client.get(f"{BASE}/responses/{response_id}").status_code == 200
+    for response_id in ids[:2]:
+        assert client.get(f"{BASE}/responses/{response_id}").status_code == 404
+
+
+def test_stored_responses_are_bounded_in_bytes(sim: Simulator, client: httpx.Client) -> None:
+    # GIVEN a store bounded to about two of these responses' JSON
+    first = _create(client, input="a " * 2000)["id"]
+    one = sim.response_store.size_bytes
+    sim.response_store.max_bytes = 2 * one + one // 2
+
+    # WHEN two more of the same size are stored
+    later = [_create(client, input="a " * 2000)["id"] for _ in range(2)]
+
+    # THEN the first is dropped to stay under the bound
+    assert sim.response_store.ids() == later
+    assert sim.response_store.size_bytes <= sim.response_store.max_bytes
+    assert client.get(f"{BASE}/responses/{first}").status_code == 404
+
+
 def test_input_items_list(client: httpx.Client) -> None:
     created = _create(
         client,

@@ -72,6 +72,40 @@ def test_requests_is_a_snapshot(sim: Simulator, client: httpx.Client) -> None:
     assert len(sim.requests) == 1
 
 
+def test_the_request_log_keeps_the_recent_requests_and_counts_them_all(
+    sim: Simulator, client: httpx.Client
+) -> None:
+    # GIVEN a log bounded to 5 requests and 2 KiB of bodies
+    sim.request_log.max_requests, sim.request_log.max_body_bytes = 5, 2048
+    before = sim.request_count
+
+    # WHEN 12 chats with ~300-byte bodies arrive
+    for n in range(12):
+        client.post("/v1/chat/completions", json={**CHAT, "user": f"u{n:02d}" + "x" * 250})
+
+    # THEN every one is counted and the 5 newest are kept
+    assert sim.request_count == before + 12
+    assert [seen.json()["user"][:3] for seen in sim.requests] == [f"u{n:02d}" for n in range(7, 12)]
+    assert sim.request_log.body_bytes == sum(len(seen.body) for seen in sim.requests)
+
+    # WHEN a body over the bytes bound arrives, THEN it is kept alone
+    big = {**CHAT, "user": "big" + "x" * 3000}
+    client.post("/v1/chat/completions", json=big)
+    assert [seen.json() for seen in sim.requests] == [big]
+
+    # WHEN two small ones follow, THEN the big one is dropped to keep under the bytes bound
+    for n in (12, 13):
+        client.post("/v1/chat/completions", json={**CHAT, "user": f"u{n}"})
+    assert [seen.json()["user"] for seen in sim.requests] == ["u12", "u13"]
+    assert [seen.json()["user"] for seen in sim.requests_since(before + 14)] == ["u13"]
+    assert len(sim.requests_since(before)) == 2  # what is left of an older range
+
+
+def test_the_default_bounds(sim: Simulator) -> None:
+    assert (sim.request_log.max_requests, sim.request_log.max_body_bytes) == (1000, 16 << 20)
+    assert (sim.response_store.max_items, sim.response_store.max_bytes) == (1000, 64 << 20)
+
+
 def _raw_exchange(sim: Simulator, request: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as conn:
         conn.sendall(request)

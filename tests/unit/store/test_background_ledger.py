@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mantle_gateway.cli.usage import failed_writes
+from mantle_gateway.cli.failed_writes import FailedWrite, read
 from mantle_gateway.observability import logger
 from mantle_gateway.store.background_ledger import BackgroundLedger
 from mantle_gateway.store.ledger import Ledger
@@ -140,7 +140,8 @@ def test_drain_timeout_logs_every_unwritten_record_for_replay(
 
     # THEN all three are in the log as lines `usage replay` reads, reservations included
     assert logged == 3
-    replayable = {item["request_id"]: held for item, held in failed_writes([str(log_file)])}
+    found = [f for f in read([str(log_file)]) if isinstance(f, FailedWrite)]
+    replayable = {f.item["request_id"]: f.reservation for f in found}
     assert {r: h.usd if h else None for r, h in replayable.items()} == {
         "r0": Decimal("0.25"),
         "r1": Decimal("0"),

@@ -1,0 +1,185 @@
+"""The embedded DynamoDB's transactions: their cost no longer grows with the table, and a
+cancelled transaction still leaves nothing behind (moto_fixes, docs/decisions/0008).
+
+Costs are counted (stored items deep-copied per transaction), never timed."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.dynamodb.models.dynamo_type import Item
+
+from mantle_gateway import schema
+from mantle_gateway.settings import Settings
+from mantle_gateway.store.dynamo import Dynamo, from_item, to_item
+from mantle_gateway.store.ledger import WRITTEN, Ledger
+from mantle_gateway.store.limits import spend_pk
+
+
+@pytest.fixture
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many stored items moto deep-copies, counted from now on (one counter, in a list)."""
+    counter = [0]
+    original = Item.__deepcopy__
+
+    def counted(self: Item, memo: dict[int, Any]) -> Item:
+        counter[0] += 1
+        return original(self, memo)
+
+    monkeypatch.setattr(Item, "__deepcopy__", counted)
+    return counter
+
+
+def usage_item(key_id: str, n: int) -> dict[str, Any]:
+    return {
+        schema.USAGE_PK: f"{key_id}#2026-05",
+        schema.USAGE_SK: f"2026-05-01T00:00:00.{n:06d}Z#req-{n}",
+        schema.USAGE_MONTH_ATTR: "2026-05",
+        "key_id": key_id,
+        "request_id": f"req-{n}",
+        "cost_usd": Decimal("0.001"),
+    }
+
+
+def fill_usage(dynamo: Dynamo, settings: Settings, key_id: str, count: int, start: int) -> None:
+    for first in range(start, start + count, 25):
+        requests: list[Any] = [
+            {"PutRequest": {"Item": to_item(usage_item(key_id, n))}}
+            for n in range(first, min(first + 25, start + count))
+        ]
+        dynamo.client.batch_write_item(RequestItems={settings.usage_table: requests})
+
+
+def test_a_usage_transaction_copies_the_same_few_items_however_many_are_stored(
+    settings: Settings, dynamo: Dynamo, copies: list[int]
+) -> None:
+    # GIVEN a key whose usage table partition fills up between two ledger writes
+    key_id = "k-" + uuid.uuid4().hex[:12]
+    ledger = Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
+    fill_usage(dynamo, settings, key_id, 10, start=0)
+    assert ledger.write_item(usage_item(key_id, 10_000)) == WRITTEN  # its spend item exists now
+    copies[0] = 0
+
+    # WHEN one usage transaction runs with 10 items stored, then another with 1,010
+    assert ledger.write_item(usage_item(key_id, 10_001)) == WRITTEN
+    with_ten = copies[0]
+    fill_usage(dynamo, settings, key_id, 1_000, start=10)
+    copies[0] = 0
+    assert ledger.write_item(usage_item(key_id, 10_002)) == WRITTEN
+    with_thousand = copies[0]
+
+    # THEN each copied only the items it touches (moto's own rollback copied every table)
+    assert with_ten == with_thousand
+    assert with_thousand <= 4, with_thousand
+
+
+def item_state(dynamo: Dynamo, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    found = dynamo.client.get_item(TableName=table, Key=to_item(key), ConsistentRead=True)
+    return from_item(found["Item"]) if "Item" in found else None
+
+
+@pytest.fixture
+def scene(settings: Settings, dynamo: Dynamo) -> dict[str, Any]:
+    """Two existing spend items (one to change, one to check) and the keys of items a
+    transaction would create."""
+    key_id = "k-" + uuid.uuid4().hex[:12]
+    spend = {schema.LIMITS_PK: spend_pk(key_id, "2026-05")}
+    guard = {schema.LIMITS_PK: spend_pk(key_id, "2026-04")}
+    for key in (spend, guard):
+        dynamo.client.put_item(
+            TableName=settings.limits_table,
+            Item=to_item(key | {"spent_usd": Decimal("1.5"), "requests": 3}),
+        )
+    new_usage = usage_item(key_id, 1)
+    return {
+        "spend": spend,
+        "guard": guard,
+        "usage": new_usage,
+        "usage_key": {k: new_usage[k] for k in (schema.USAGE_PK, schema.USAGE_SK)},
+        "created": {schema.LIMITS_PK: spend_pk(key_id, "2026-06")},
+    }
+
+
+def actions(settings: Settings, scene: dict[str, Any], last: dict[str, Any]) -> list[Any]:
+    """Put a new usage item, add to the existing spend, create a spend item, then `last`."""
+    add = {
+        "UpdateExpression": "ADD spent_usd :cost, requests :one",
+        "ExpressionAttributeValues": {":cost": {"N": "0.25"}, ":one": {"N": "1"}},
+    }
+    return [
+        {"Put": {"TableName": settings.usage_table, "Item": to_item(scene["usage"])}},
+        {"Update": {"TableName": settings.limits_table, "Key": to_item(scene["spend"]), **add}},
+        {"Update": {"TableName": settings.limits_table, "Key": to_item(scene["created"]), **add}},
+        last,
+    ]
+
+
+def guard_check(
+    settings: Settings, scene: dict[str, Any], condition: str, values: Any = None
+) -> dict[str, Any]:
+    """A ConditionCheck on the scene's guard item (which no other action touches)."""
+    check = {
+        "TableName": settings.limits_table,
+        "Key": to_item(scene["guard"]),
+        "ConditionExpression": condition,
+    }
+    return {"ConditionCheck": check | ({"ExpressionAttributeValues": values} if values else {})}
+
+
+def assert_untouched(settings: Settings, dynamo: Dynamo, scene: dict[str, Any]) -> None:
+    assert item_state(dynamo, settings.usage_table, scene["usage_key"]) is None
+    assert item_state(dynamo, settings.limits_table, scene["created"]) is None
+    spend = item_state(dynamo, settings.limits_table, scene["spend"])
+    assert spend is not None
+    assert (spend["spent_usd"], spend["requests"]) == (Decimal("1.5"), 3)
+
+
+def test_a_transaction_cancelled_by_its_last_condition_leaves_every_item_as_it_was(
+    settings: Settings, dynamo: Dynamo, scene: dict[str, Any]
+) -> None:
+    # GIVEN three actions moto applies one by one, then a condition that fails
+    failing = guard_check(settings, scene, "spent_usd > :high", {":high": {"N": "100"}})
+
+    # WHEN the transaction runs
+    with pytest.raises(ClientError) as raised:
+        dynamo.client.transact_write_items(TransactItems=actions(settings, scene, failing))
+
+    # THEN it is cancelled with one reason per action, and nothing it did is left
+    error = raised.value.response
+    assert error["Error"]["Code"] == "TransactionCanceledException"
+    reasons = [r["Code"] for r in error["CancellationReasons"]]
+    assert reasons == ["None", "None", "None", "ConditionalCheckFailed"]
+    assert_untouched(settings, dynamo, scene)
+
+
+def test_a_transaction_naming_one_item_twice_is_refused_and_rolled_back(
+    settings: Settings, dynamo: Dynamo, scene: dict[str, Any]
+) -> None:
+    # GIVEN the same actions, the last one putting the first action's usage item again
+    again = {"Put": {"TableName": settings.usage_table, "Item": to_item(scene["usage"])}}
+
+    # WHEN the transaction runs
+    with pytest.raises(ClientError) as raised:
+        dynamo.client.transact_write_items(TransactItems=actions(settings, scene, again))
+
+    # THEN moto refuses it midway (after applying the first three) and nothing is left
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert_untouched(settings, dynamo, scene)
+
+
+def test_a_transaction_that_passes_applies_every_action(
+    settings: Settings, dynamo: Dynamo, scene: dict[str, Any]
+) -> None:
+    passing = guard_check(settings, scene, "attribute_exists(spent_usd)")
+    dynamo.client.transact_write_items(TransactItems=actions(settings, scene, passing))
+
+    assert item_state(dynamo, settings.usage_table, scene["usage_key"]) == scene["usage"]
+    spend = item_state(dynamo, settings.limits_table, scene["spend"])
+    created = item_state(dynamo, settings.limits_table, scene["created"])
+    assert spend is not None and created is not None
+    assert (spend["spent_usd"], spend["requests"]) == (Decimal("1.75"), 4)
+    assert (created["spent_usd"], created["requests"]) == (Decimal("0.25"), 1)
