@@ -1186,9 +1186,9 @@ def check_control(
 ) -> None:
     """Send one request; whatever the answer, the controls held (see the section's head)."""
     method, target, headers, body = request
-    before = len(sim.requests)
+    before = sim.request_count  # counts every request; the simulator's log keeps the newest
     answer = exchange(door, request_bytes(method, target, headers=headers, body=body))
-    hypothesis.event(f"{who}: {answer.status}, {len(sim.requests) - before} upstream call(s)")
+    hypothesis.event(f"{who}: {answer.status}, {sim.request_count - before} upstream call(s)")
 
     # never a 5xx; a refusal is OpenAI-shaped; no key is ever echoed
     assert answer.status < 500, (answer.status, answer.body[:300], target, body[:200])
@@ -1197,7 +1197,7 @@ def check_control(
     else:
         assert_not_echoed(answer, keys.values())
     # what reached Mantle: never a credential, never another model, never a spend of 0 budget
-    for seen in sim.requests[before:]:
+    for seen in sim.requests_since(before):
         assert seen.signature_ok
         for secret in keys.values():
             assert secret not in seen.query and secret not in json.dumps(seen.headers)
