@@ -167,3 +167,49 @@ def test_zero_rate_limit_refuses_without_a_write(
     verdict = store(dynamo, settings).admit(Ask(key_id, MONTH, MINUTE, rpm=0))
     assert verdict.refused == "rate"
     assert writes == []
+
+
+class RetriedAfterApplying:
+    """A Dynamo whose first UpdateItem lands but whose answer is lost, so the call is sent again:
+    what botocore does when a write's answer times out."""
+
+    def __init__(self, dynamo: Dynamo) -> None:
+        self._dynamo = dynamo
+        self.client = dynamo.client
+        self.sent = 0
+
+    def call(self, fn: Any) -> Any:
+        self.sent += 1
+        if self.sent == 1:
+            try:
+                self._dynamo.call(fn)  # applied; the answer never arrives
+            finally:
+                self.sent += 1
+        return self._dynamo.call(fn)
+
+
+def test_a_retried_admission_that_had_applied_reserves_once(
+    dynamo: Dynamo, settings: Settings, key_id: str
+) -> None:
+    # GIVEN an admission write whose first try applied, then was sent again
+    retried = RetriedAfterApplying(dynamo)
+    limits = LimitsStore(retried, settings.limits_table)  # type: ignore[arg-type]
+    ask = Ask(
+        key_id,
+        MONTH,
+        MINUTE,
+        rpm=5,
+        budget=Decimal("1"),
+        amount=Decimal("0.25"),
+        request_id="req-retried",
+        expires=Decimal(2_000_000_000),
+    )
+    # WHEN it is admitted
+    verdict = limits.admit(ask)
+    # THEN it is admitted, counted once and reserved once
+    assert verdict.refused is None
+    assert retried.sent == 2
+    found = item(dynamo, settings, key_id)
+    assert found["committed_usd"] == Decimal("0.25")
+    assert found["window_requests"] == 1
+    assert verdict.rate is not None and verdict.rate.requests == 1

@@ -281,6 +281,10 @@ class LimitsStore:
                 answer = self._update(request)
             except ConditionFailed as exc:
                 old = exc.items[0] or {}
+                if ask.holds and hold_attr(str(ask.request_id)) in old:
+                    # This request's own hold is there: a retry of the write that had already
+                    # applied (botocore retries a call whose answer timed out). Admitted once.
+                    return self._admitted(ask, old, int(old.get("window", window)), reset)
                 found = old.get("window")
                 moved = (found is not None and found >= window) if fresh else found != window
                 if ask.rate_limited and moved:
@@ -291,13 +295,16 @@ class LimitsStore:
                         window, fresh = int(found), False
                     continue
                 return self._refused(ask, old, window, reset)
-            new = from_item(answer.get("Attributes", {}))
-            reserved = ask.reservation(window if ask.rate_limited else None)
-            if not ask.rate_limited:
-                return Verdict(None, None, reserved, expired_holds(new, ask.now))
-            self._seen[ask.key_id] = window
-            return Verdict(None, _rate(ask, new, reset), reserved, expired_holds(new, ask.now))
+            return self._admitted(ask, from_item(answer.get("Attributes", {})), window, reset)
         raise StoreError("the rate window kept moving")
+
+    def _admitted(self, ask: Ask, new: Mapping[str, Any], window: int, reset: int) -> Verdict:
+        """The verdict of an applied admission write, from the item as it left it."""
+        reserved = ask.reservation(window if ask.rate_limited else None)
+        if not ask.rate_limited:
+            return Verdict(None, None, reserved, expired_holds(new, ask.now))
+        self._seen[ask.key_id] = window
+        return Verdict(None, _rate(ask, new, reset), reserved, expired_holds(new, ask.now))
 
     def _update(self, request: dict[str, Any]) -> Mapping[str, Any]:
         return self._dynamo.call(lambda c: c.update_item(**request))
@@ -344,6 +351,8 @@ class LimitsStore:
                 assert ask.request_id is not None
                 names["#hold"] = hold_attr(ask.request_id)
                 sets.append("#hold = :hold")
+                # Idempotent: a retried write whose first try applied must not reserve twice.
+                conditions.append("attribute_not_exists(#hold)")
                 values[":hold"] = {
                     "M": {"usd": {"N": number(ask.amount)}, "expires": {"N": number(ask.expires)}}
                 }
