@@ -2,25 +2,20 @@
 
 Logs are JSON lines (Powertools Logger). A filter masks gateway keys, bearer values and AWS
 secrets in every message and extra field before it is written, so a secret that reaches a log
-call by mistake still never reaches CloudWatch.
+call by mistake still never reaches CloudWatch. Every refusal the gateway gives is one
+`request_refused` line (`log_refusal`), so operators see them without reading access logs.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from mantle_gateway.secret_text import redact
+
 SERVICE = "mantle-gateway"
-_SECRET = re.compile(
-    r"(mgw_[A-Za-z0-9_-]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}|bedrock-api-key-[A-Za-z0-9+/=]+)"
-)
-
-
-def redact(text: str) -> str:
-    return _SECRET.sub("[REDACTED]", text)
 
 
 def _scrub(value: Any) -> Any:
@@ -55,6 +50,15 @@ logger = Logger(service=SERVICE)
 logger.addFilter(_RedactFilter())
 for _handler in logger.handlers:
     _handler.addFilter(_RedactFilter())
+
+
+def log_refusal(status: int, code: str | None, **context: str | None) -> None:
+    """One `request_refused` line: 4xx at INFO (a client's mistake, or a limit doing its job),
+    5xx at WARNING. `context` names the request (`request_id`, `key_id` once the key is known,
+    `door`); never the key itself or its digest. Absent values are left out."""
+    fields: dict[str, object] = {"status": status, "code": code}
+    fields.update((name, value) for name, value in context.items() if value is not None)
+    (logger.warning if status >= 500 else logger.info)("request_refused", extra=fields)
 
 
 _metrics = {"namespace": "MantleGateway", "enabled": True}

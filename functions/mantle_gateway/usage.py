@@ -6,11 +6,14 @@ Value types shared by `stream/` (reads usage from events), `store/` (writes the 
 Sparse attributes are absent, never zero or empty: `api_surface` is written only by the
 passthrough surfaces, `reasoning_tokens` and `cache_write_tokens` only when non-zero, `estimated`
 only when the upstream never reported usage (a client that disconnects early is still billed for
-what it received), `project` only when the request named a Mantle project upstream.
+what it received) or reported numbers no bill can carry (`InvalidUsage`), `project` only when
+the request named a Mantle project upstream.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -34,41 +37,66 @@ class TokenCounts:
         return self.input + self.output
 
 
+MAX_TOKENS_PER_COUNT = 100_000_000
+"""The largest token count one request can report (10^8). The longest contexts Mantle's models
+take are about 10^6 tokens and no answer writes more than 10^7 (`pricing.MAX_OUTPUT_TOKENS`), so
+no real usage comes near it, while a count above it (1e45 once wrote a cost of 1.5e38 USD) is an
+upstream fault. It bounds one request's cost to 10^8 input and 10^8 output tokens at the model's
+prices ($3,850 at gpt-5.5's), and keeps every count and sum exact in DynamoDB and the report."""
+
+
+class InvalidUsage(ValueError):
+    """Upstream usage whose numbers cannot be billed: not integers (NaN, Infinity, 1.5, "7",
+    true), negative, above `MAX_TOKENS_PER_COUNT`, or a main count missing. The caller treats
+    the usage as missing (the record is estimated) and raises the alarm."""
+
+
 def from_chat_usage(usage: Any) -> TokenCounts | None:
-    """Chat Completions `usage`: prompt/completion tokens and their details."""
-    if not isinstance(usage, dict):
+    """Chat Completions `usage`: prompt/completion tokens and their details; None when absent."""
+    if usage is None:
         return None
+    if not isinstance(usage, dict):
+        raise InvalidUsage("usage is not an object")
     return TokenCounts(
-        input=_int(usage.get("prompt_tokens")),
-        output=_int(usage.get("completion_tokens")),
-        cached=_int(_detail(usage, "prompt_tokens_details", "cached_tokens")),
-        reasoning=_int(_detail(usage, "completion_tokens_details", "reasoning_tokens")),
+        input=_count(usage.get("prompt_tokens")),
+        output=_count(usage.get("completion_tokens")),
+        cached=_count(_detail(usage, "prompt_tokens_details", "cached_tokens"), optional=True),
+        reasoning=_count(
+            _detail(usage, "completion_tokens_details", "reasoning_tokens"), optional=True
+        ),
     )
 
 
 def from_responses_usage(usage: Any) -> TokenCounts | None:
-    """Responses `usage`: input/output tokens and their details."""
-    if not isinstance(usage, dict):
+    """Responses `usage`: input/output tokens and their details; None when absent."""
+    if usage is None:
         return None
+    if not isinstance(usage, dict):
+        raise InvalidUsage("usage is not an object")
     return TokenCounts(
-        input=_int(usage.get("input_tokens")),
-        output=_int(usage.get("output_tokens")),
-        cached=_int(_detail(usage, "input_tokens_details", "cached_tokens")),
-        reasoning=_int(_detail(usage, "output_tokens_details", "reasoning_tokens")),
+        input=_count(usage.get("input_tokens")),
+        output=_count(usage.get("output_tokens")),
+        cached=_count(_detail(usage, "input_tokens_details", "cached_tokens"), optional=True),
+        reasoning=_count(
+            _detail(usage, "output_tokens_details", "reasoning_tokens"), optional=True
+        ),
     )
 
 
 def from_messages_usage(usage: Any) -> TokenCounts | None:
     """Anthropic Messages `usage`: its `input_tokens` leave out the prompt-cache reads and
     writes, which are counted back in here, so `input` is every input token as OpenAI counts
-    prompt tokens, with the cached and cache-written parts inside it."""
-    if not isinstance(usage, dict):
+    prompt tokens, with the cached and cache-written parts inside it. The output count may be
+    absent at a stream's start (`message_start`); the reader marks that usage estimated."""
+    if usage is None:
         return None
-    read = _int(usage.get("cache_read_input_tokens"))
-    written = _int(usage.get("cache_creation_input_tokens"))
+    if not isinstance(usage, dict):
+        raise InvalidUsage("usage is not an object")
+    read = _count(usage.get("cache_read_input_tokens"), optional=True)
+    written = _count(usage.get("cache_creation_input_tokens"), optional=True)
     return TokenCounts(
-        input=_int(usage.get("input_tokens")) + read + written,
-        output=_int(usage.get("output_tokens")),
+        input=_count(usage.get("input_tokens")) + read + written,
+        output=_count(usage.get("output_tokens"), optional=True),
         cached=read,
         cache_write=written,
     )
@@ -76,13 +104,48 @@ def from_messages_usage(usage: Any) -> TokenCounts | None:
 
 def _detail(usage: dict[str, Any], group: str, name: str) -> Any:
     details = usage.get(group)
-    return details.get(name) if isinstance(details, dict) else None
+    if details is None:
+        return None
+    if not isinstance(details, dict):
+        raise InvalidUsage(f"{group} is not an object")
+    return details.get(name)
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _count(value: Any, *, optional: bool = False) -> int:
+    """A JSON integer in 0…MAX_TOKENS_PER_COUNT; an absent detail counts 0."""
+    if value is None and optional:
         return 0
-    return max(0, int(value))
+    if type(value) is not int or not 0 <= value <= MAX_TOKENS_PER_COUNT:
+        raise InvalidUsage("a usage count is not an integer in range")
+    return value
+
+
+def parse_upstream_json(data: bytes) -> dict[str, Any] | None:
+    """An upstream answer or event as a JSON object; None when it is not one.
+
+    Never raises: a body too deep for the parser, or an integer too long for Python to convert
+    (over 4,300 digits is a ValueError since 3.11), must not break an answer that is relayed
+    anyway. Such integers parse as infinity (on a second try only, so the relay's per-event
+    parse pays nothing), NaN and Infinity as floats: the usage check refuses them as
+    non-integers, so they can never become a count. Every other value parses as `json` always
+    did (the relay may write the object back)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        try:
+            value = json.loads(data, parse_int=_bounded_int)
+        except (ValueError, RecursionError):
+            return None
+    except RecursionError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _bounded_int(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        return math.inf
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,11 @@ mostly answers 200, and the drill asserts no 5xx. CR/LF tricks in forwarded head
 as a value the gateway refuses (400) or as separate header lines that only go up if allow-listed;
 the drill asserts no 5xx and nothing smuggled upstream.
 
+Section 6 is one property over all three (bodies, headers, paths), ≥ 5,000 examples by default
+(`CONTROL_EXAMPLES`), checking what reached the simulator: no model but the one a key allows, and
+nothing billable for a key with no budget left. On the code before issue 10 it found the
+repeated-`model` bypass within seconds.
+
 The drills found six bugs, fixed since (commit c6f341d); their inputs stay here as drills:
 unknown methods answered 501 by http.server; control or non-ASCII bytes in forwarded header
 values (500/502); deeply nested JSON (RecursionError, 500); huge `max_tokens` on a budgeted key
@@ -31,7 +36,9 @@ surrogate answered 200 while its usage was silently lost.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import math
 import os
 import re
 import secrets
@@ -927,3 +934,329 @@ def test_the_door_still_answers_a_normal_request_after_the_drills(door, keys) ->
     assert streamed.status == 200
     assert streamed.headers["content-type"].startswith("text/event-stream")
     assert streamed.body.rstrip().endswith(b"data: [DONE]")
+
+
+# -- 6. the controls hold, whatever the request ----------------------------------------------
+#
+# One property over generated requests — bodies (repeated keys at any depth, escaped keys,
+# NaN, odd models, stream flags and options, token caps), headers (where the key goes, both
+# places, forwarded and stray headers), paths and methods (prefixes, case, slashes, query
+# strings with credentials) — sent to the live door with one of two keys: one limited to a
+# single model, one with a budget of 0. Whatever the answer: never a 5xx, every refusal
+# OpenAI-shaped, no key echoed; and of what reached the simulator, no key in a header or the
+# query, no model but the allowed one, and nothing billable for the key with no budget (only
+# `GET /models`, which costs nothing, may go up for it).
+
+CONTROL_EXAMPLES = int(os.environ.get("CONTROL_EXAMPLES", "5000"))
+"""Examples of the property in all (issue 10 asks ≥ 5,000), split into runs of at most ~500:
+bodies (2/5, one run per path), headers (3/10, one per key placement), paths and queries (3/10,
+one per method group). Hypothesis spends more per example the longer a run is (2,000 examples
+cost twice as much each as 400), and short runs stay far below the per-test timeout."""
+ALLOWED_MODEL = "openai.gpt-oss-20b"
+
+
+def control_settings(share: float, runs: int) -> hypothesis.settings:
+    examples = math.ceil(CONTROL_EXAMPLES * share / runs)
+    return hypothesis.settings(DRILL, max_examples=examples, database=None)
+
+
+class Obj(list[tuple[str, Any]]):
+    """A JSON object as written: its pairs in order, repeats allowed."""
+
+
+class Raw(str):
+    """JSON text written as it is (`NaN`, `Infinity`: what Python's json would accept)."""
+
+
+def dump(value: Any, escape: bool) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, Obj):
+        return "{" + ",".join(key_text(k, escape) + ":" + dump(v, escape) for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(dump(item, escape) for item in value) + "]"
+    return json.dumps(value)
+
+
+def key_text(key: str, escape: bool) -> str:
+    """A key as JSON text; `escape` spells every character as \\uXXXX (the same key to a parser)."""
+    if escape and key.isascii():
+        return '"' + "".join(f"\\u{ord(c):04x}" for c in key) + '"'
+    return json.dumps(key)
+
+
+def mostly(common: st.SearchStrategy[Any], rare: st.SearchStrategy[Any], odds: int = 4) -> Any:
+    """`common` `odds` times in `odds + 1`, so enough requests get far enough to be checked."""
+    return st.integers(0, odds).flatmap(lambda n: common if n else rare)
+
+
+CONTROL_MODELS = mostly(
+    st.just(ALLOWED_MODEL),
+    st.sampled_from(
+        [
+            "openai.gpt-oss-120b",
+            "openai.gpt-5.5",
+            "OPENAI.GPT-OSS-20B",
+            ALLOWED_MODEL + " ",
+            " " + ALLOWED_MODEL,
+            ALLOWED_MODEL + "\u0000",
+            "openai.gpt-oss-*",
+            "*",
+            ALLOWED_MODEL + "/../openai.gpt-5.5",
+            "openai.gpt-oss-20",
+            ALLOWED_MODEL + "b",
+            "",
+        ]
+    )
+    | st.text(max_size=12)
+    | NON_STRINGS,
+    odds=1,
+)
+"""Half the time the one model the limited key may use: those requests reach the simulator,
+which is where a bypass would show (and what costs most time, with their ledger writes)."""
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.sampled_from([Raw("NaN"), Raw("Infinity"), Raw("-Infinity"), Raw("1e400")]),
+)
+FIELD_NAMES = st.sampled_from(
+    ["model", "messages", "input", "stream", "stream_options", "include_usage", "role",
+     "content", "max_tokens", "temperature", "tools", "metadata", "user"]
+) | st.text(max_size=6)  # fmt: skip
+
+
+def unique_obj(pairs: list[tuple[str, Any]]) -> Obj:
+    return Obj(dict(pairs).items())
+
+
+NESTED = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(st.tuples(FIELD_NAMES, inner), max_size=3).map(unique_obj),
+    ),
+    max_leaves=6,
+)
+MESSAGES = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "system", "assistant"]), "content": st.just("hi")},
+        optional={"name": st.just("n")},
+    ).map(lambda message: Obj(message.items())),
+    max_size=3,
+)
+STREAM_OPTIONS = st.lists(
+    st.tuples(st.sampled_from(["include_usage"] * 3 + ["x"]), st.booleans() | SCALARS),
+    max_size=3,
+).map(Obj)
+TOKEN_CAPS = st.one_of(
+    st.integers(1, 12),  # small: the simulator writes one event per token
+    st.integers(-3, 0),
+    st.integers(10**6 + 1, 10**30),  # refused by the simulator (or capped by the gateway)
+    st.sampled_from([Raw("NaN"), 5.0, "5", True]),
+)
+BODY_FIELDS = st.one_of(
+    st.tuples(st.just("stream"), st.booleans()),
+    st.tuples(st.just("stream_options"), STREAM_OPTIONS),
+    st.tuples(
+        st.sampled_from(["max_tokens", "max_completion_tokens", "max_output_tokens"]), TOKEN_CAPS
+    ),
+    st.tuples(st.sampled_from(["store", "background"]), st.booleans()),
+    st.tuples(FIELD_NAMES, NESTED),
+)
+
+
+def repeat_a_key(value: Obj, index: int, replacement: Any) -> Obj:
+    """A copy of `value` with one key of one of its objects (found depth first) written twice."""
+    value = copy.deepcopy(value)  # drawn values are hypothesis's: never change them
+    objects: list[Obj] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Obj):
+            objects.append(node)
+        for child in node if isinstance(node, list) else ():
+            walk(child[1] if isinstance(node, Obj) else child)
+
+    walk(value)
+    candidates = [obj for obj in objects if obj]
+    if candidates:
+        target = candidates[index % len(candidates)]
+        name, _ = target[index % len(target)]
+        target.append((name, replacement))
+    return value
+
+
+@st.composite
+def control_bodies(draw: st.DrawFn) -> bytes:
+    """Mostly a plausible chat or Responses body with a model; one time in eight a key written
+    twice in one of its objects (the top level, a message, `stream_options`, …)."""
+    pairs: list[tuple[str, Any]] = []
+    if draw(st.integers(0, 9)):
+        pairs.append(("model", draw(CONTROL_MODELS)))
+    pairs.append(("messages", draw(MESSAGES)))
+    pairs.append(("input", draw(st.sampled_from(["hi", "a b c"]) | MESSAGES)))
+    pairs += draw(st.lists(BODY_FIELDS, max_size=3, unique_by=lambda pair: pair[0]))
+    body = unique_obj(draw(st.permutations(pairs)))
+    if not draw(st.integers(0, 7)):
+        body = repeat_a_key(body, draw(st.integers(0, 50)), draw(CONTROL_MODELS | SCALARS))
+    text = dump(body, escape=not draw(st.integers(0, 9)))
+    return text.encode("utf-8", "surrogatepass")[:LIMIT]
+
+
+CONTROL_PATHS = mostly(
+    st.sampled_from(
+        ["/v1/chat/completions", "/openai/v1/chat/completions", "/v1/responses",
+         "/openai/v1/responses"]
+    ),
+    st.tuples(
+        st.sampled_from(["/v1", "/openai/v1", "/v1/", "/V1", "//v1", "/openai/v1/v1", "/openai"]),
+        st.sampled_from(
+            ["chat/completions", "responses", "models", "responses/resp_abc", "chat/completions/",
+             "responses/resp_abc/cancel", "responses/resp_abc/input_items", "chat//completions",
+             "completions", "embeddings", "chat/completions/../../models", "chat%2Fcompletions",
+             "Chat/Completions"]
+        ),
+    ).map("/".join),
+)  # fmt: skip
+"""(No `/anthropic/` path: its refusals are Anthropic-shaped once that surface is served.)"""
+QUERIES = st.lists(
+    st.tuples(
+        st.sampled_from(["api_key", "key", "Api-Key", "stream", "limit", "model", "order", "x"]),
+        st.sampled_from(["1", "true", "openai.gpt-5.5", "{key}", "{other}", "a%20b"]),
+    ),
+    max_size=3,
+).map(lambda pairs: "&".join(f"{name}={value}" for name, value in pairs))
+STRAY_HEADERS = st.lists(
+    st.sampled_from(
+        [
+            ("OpenAI-Project", "proj_1"),
+            ("X-Amzn-Bedrock-Trace", "ENABLED"),
+            ("Content-Type", "text/plain"),
+            ("Content-Type", "application/json; charset=utf-16"),
+            ("Accept", "text/event-stream"),
+            ("X-Forwarded-For", "10.0.0.1"),
+            ("Cookie", "session={other}"),
+            ("X-Model", "openai.gpt-5.5"),
+            ("Authorization", "Basic {other}"),
+        ]
+    ),
+    max_size=3,
+)
+
+
+@pytest.fixture(scope="module")
+def control_keys(settings, dynamo, issued_secrets) -> dict[str, str]:
+    """A key limited to one model and a key with a budget of 0 (both without rate limits)."""
+    store = KeyStore(dynamo, settings.keys_table)
+    now = datetime.now(UTC)
+    limited, _ = issue_key(store, name="one-model", now=now, models=(ALLOWED_MODEL,))
+    broke, _ = issue_key(store, name="no-budget", now=now, monthly_budget_usd=Decimal(0))
+    issued_secrets.extend([limited, broke])
+    return {"limited": limited, "broke": broke}
+
+
+def key_headers(place: str, key: str, other: str) -> tuple[list[tuple[str, str]], str]:
+    """Headers carrying `key` as placed, and the key the gateway must take from them."""
+    if place == "bearer":
+        return [("Authorization", f"Bearer {key}")], key
+    if place == "BEARER-caps":
+        return [("AUTHORIZATION", f"BEARER {key}")], key
+    if place == "x-api-key":
+        return [("X-Api-Key", key)], key
+    if place == "x-api-key-wins":
+        return [("Authorization", f"Bearer {other}"), ("x-api-key", key)], key
+    return [("Authorization", f"Bearer {key}"), ("x-api-key", " ")], key
+
+
+def model_values(body: bytes) -> list[object]:
+    """Every `model` of the (top-level) object Mantle received, repeats included."""
+    pairs = json.loads(body, object_pairs_hook=lambda items: items)
+    return [value for name, value in pairs if name == "model"]
+
+
+def check_control(
+    door: LocalServer,
+    sim: Any,
+    keys: dict[str, str],
+    who: str,
+    request: tuple[str, str, list[tuple[str, str]], bytes],
+    used: str,
+) -> None:
+    """Send one request; whatever the answer, the controls held (see the section's head)."""
+    method, target, headers, body = request
+    before = sim.request_count  # counts every request; the simulator's log keeps the newest
+    answer = exchange(door, request_bytes(method, target, headers=headers, body=body))
+    hypothesis.event(f"{who}: {answer.status}, {sim.request_count - before} upstream call(s)")
+
+    # never a 5xx; a refusal is OpenAI-shaped; no key is ever echoed
+    assert answer.status < 500, (answer.status, answer.body[:300], target, body[:200])
+    if answer.status >= 400:
+        assert_gateway_or_server_refusal(door, answer, keys.values())
+    else:
+        assert_not_echoed(answer, keys.values())
+    # what reached Mantle: never a credential, never another model, never a spend of 0 budget
+    for seen in sim.requests_since(before):
+        assert seen.signature_ok
+        for secret in keys.values():
+            assert secret not in seen.query and secret not in json.dumps(seen.headers)
+        if used == keys["broke"]:
+            assert (seen.method, seen.path.rsplit("/", 1)[-1]) == ("GET", "models"), (
+                "a key with no budget left reached a billable upstream call"
+            )
+        elif seen.method == "POST" and seen.body:
+            assert model_values(seen.body) in ([ALLOWED_MODEL], []), (seen.body[:300], body)
+
+
+WHO = st.sampled_from(["limited", "limited", "broke"])
+"""The key with no budget one time in three: each of its billable requests costs a DynamoDB
+write (the admission that refuses it)."""
+SIMPLE_BODIES = st.tuples(CONTROL_MODELS, st.booleans()).map(
+    lambda t: json.dumps({"model": t[0], "messages": [], "input": "hi", "stream": t[1]}).encode()
+)
+CANONICAL_PATHS = [
+    "/v1/chat/completions",
+    "/openai/v1/chat/completions",
+    "/v1/responses",
+    "/openai/v1/responses",
+]
+KEY_PLACES = ["bearer", "x-api-key", "BEARER-caps", "x-api-key-wins", "bearer-and-blank-x-api-key"]
+METHOD_GROUPS = {"POST": st.just("POST"), "other": st.sampled_from(["GET", "DELETE", "PUT"])}
+
+
+@pytest.mark.parametrize("path", CANONICAL_PATHS)
+@control_settings(0.4, runs=len(CANONICAL_PATHS))
+@given(who=WHO, body=control_bodies())
+def test_generated_bodies_never_pass_the_allow_list_or_the_budget(
+    door, control_keys, sim, path, who, body
+) -> None:
+    key = control_keys[who]
+    headers = [("Authorization", f"Bearer {key}"), ("Content-Type", "application/json")]
+    check_control(door, sim, control_keys, who, ("POST", path, headers, body), used=key)
+
+
+@pytest.mark.parametrize("place", KEY_PLACES)
+@control_settings(0.3, runs=len(KEY_PLACES))
+@given(who=WHO, stray=STRAY_HEADERS, path=st.sampled_from(CANONICAL_PATHS), body=SIMPLE_BODIES)
+def test_generated_headers_never_pass_the_allow_list_or_the_budget(
+    door, control_keys, sim, place, who, stray, path, body
+) -> None:
+    key = control_keys[who]
+    other = control_keys["broke" if who == "limited" else "limited"]
+    headers, used = key_headers(place, key, other)
+    headers += [(n, v.format(key=key, other=other)) for n, v in stray]
+    check_control(door, sim, control_keys, who, ("POST", path, headers, body), used=used)
+
+
+@pytest.mark.parametrize("methods", sorted(METHOD_GROUPS))
+@control_settings(0.3, runs=len(METHOD_GROUPS))
+@given(who=WHO, data=st.data(), path=CONTROL_PATHS, query=QUERIES, body=SIMPLE_BODIES)
+def test_generated_paths_and_queries_never_pass_the_allow_list_or_the_budget(
+    door, control_keys, sim, methods, who, data, path, query, body
+) -> None:
+    key = control_keys[who]
+    other = control_keys["broke" if who == "limited" else "limited"]
+    method = data.draw(METHOD_GROUPS[methods], label="method")
+    target = path + ("?" + query.format(key=key, other=other) if query else "")
+    check_control(door, sim, control_keys, who, (method, target, [("x-api-key", key)], body), key)

@@ -246,37 +246,6 @@ def test_query_string_forwarded_and_signed_whatever_its_encoding(sim, gateway, n
     assert seen.query == "limit=2&order=asc&tag=a%20b%2Bc"
 
 
-def test_background_response_is_billed_once_when_its_owner_reads_it_finished(
-    new_key, client, usage_items, settings, dynamo
-) -> None:
-    from datetime import UTC, datetime
-    from decimal import Decimal
-
-    from mantle_gateway.store.limits import LimitsStore
-
-    # GIVEN a background response, answered "queued" before any token is spent
-    secret, record = new_key(monthly_budget_usd=Decimal("1"))
-    owner = client(secret)
-    queued = owner.responses.create(
-        model=MODEL, input="work on this later", background=True, max_output_tokens=6
-    )
-    assert queued.status == "queued"
-    assert usage_items(record.key_id, timeout=0.3) == []
-    # WHEN its owner reads it finished, twice
-    assert owner.responses.retrieve(queued.id).status == "completed"
-    (item,) = usage_items(record.key_id)
-    owner.responses.retrieve(queued.id)
-    # THEN it is billed once, with its real usage, and its budget reservation is settled
-    assert len(usage_items(record.key_id, count=2, timeout=0.3)) == 1
-    assert item["request_id"] == "bg_" + queued.id
-    assert item["output_tokens"] == 6 and item["status"] == "ok"
-    assert item["api_surface"] == "responses"
-    month = datetime.now(UTC).strftime("%Y-%m")
-    counters = LimitsStore(dynamo, settings.limits_table).spend(record.key_id, month)
-    assert counters["spent_usd"] == item["cost_usd"]
-    assert counters["committed_usd"] == counters["spent_usd"]
-
-
 def test_only_the_owner_can_chain_on_a_stored_response(sim, new_key, client) -> None:
     secret, _ = new_key()
     other, _ = new_key()

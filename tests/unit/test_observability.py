@@ -46,3 +46,14 @@ def test_log_records_are_scrubbed_before_writing(caplog: pytest.LogCaptureFixtur
     observability._RedactFilter().filter(record)
     assert "mgw_abcdefghijkl" not in record.getMessage()
     assert "abcdefghijklmnop" not in json.dumps(record.detail)
+
+
+def test_refusals_log_4xx_at_info_and_5xx_at_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=observability.logger.name)
+    observability.log_refusal(429, "rate_limit_exceeded", request_id="r1", key_id="key_1")
+    observability.log_refusal(503, "service_unavailable", request_id="r2", key_id=None)
+    first, second = [r for r in caplog.records if r.getMessage() == "request_refused"]
+    assert (first.levelno, first.status, first.code) == (logging.INFO, 429, "rate_limit_exceeded")
+    assert (first.request_id, first.key_id) == ("r1", "key_1")
+    assert (second.levelno, second.request_id) == (logging.WARNING, "r2")
+    assert not hasattr(second, "key_id"), "an unknown key is left out, not logged as null"

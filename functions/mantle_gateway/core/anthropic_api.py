@@ -49,6 +49,9 @@ class AnthropicFamily:
     def retry_prefix(self, call: Call, status: int, content: bytes) -> str | None:
         return None  # one path for every Claude model
 
+    def prefix_answered(self, call: Call) -> None:
+        """Never called: there is no other prefix to retry on."""
+
     def usage(self, route: Route, answer: Mapping[str, Any]) -> TokenCounts | None:
         return from_messages_usage(answer.get("usage"))
 

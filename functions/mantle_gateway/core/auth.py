@@ -153,6 +153,14 @@ def issue_key(
 
 
 def authenticate(headers: Mapping[str, str], cache: KeyCache, now: datetime) -> KeyRecord:
+    record = identify(headers, cache)
+    check_usable(record, now)
+    return record
+
+
+def identify(headers: Mapping[str, str], cache: KeyCache) -> KeyRecord:
+    """The key record the request's key names (401 when none does), whatever its state: once
+    known, its id may go in the logs of the refusals that follow."""
     secret = extract_key(headers)
     if secret is None:
         raise AuthenticationError(
@@ -163,11 +171,15 @@ def authenticate(headers: Mapping[str, str], cache: KeyCache, now: datetime) -> 
     record = cache.get(digest(secret))
     if record is None:
         raise AuthenticationError("Incorrect API key provided.")
+    return record
+
+
+def check_usable(record: KeyRecord, now: datetime) -> None:
+    """401 for a revoked or expired key."""
     if record.status != "active":
         raise AuthenticationError(f"API key {record.key_id} has been revoked.")
     if record.expires_at is not None and now.strftime("%Y-%m-%d") >= record.expires_at:
         raise AuthenticationError(f"API key {record.key_id} expired on {record.expires_at}.")
-    return record
 
 
 def authorize_model(record: KeyRecord, model: str) -> None:

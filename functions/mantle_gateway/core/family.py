@@ -48,8 +48,14 @@ class Family(Protocol):
         """The prefix to retry on once, when this refusal says the model lives elsewhere."""
         ...
 
+    def prefix_answered(self, call: Call) -> None:
+        """The retry on `call.prefix` answered (< 400): remember it for the model. Only then,
+        so a transient route error never sends later calls the wrong way first."""
+        ...
+
     def usage(self, route: Route, answer: Mapping[str, Any]) -> TokenCounts | None:
-        """The usage a whole (non-streamed) JSON answer reports."""
+        """The usage a whole (non-streamed) JSON answer reports; `InvalidUsage` when its numbers
+        cannot be billed."""
         ...
 
     def rate_headers(self, rate: RateState, now: datetime) -> list[tuple[str, str]]:

@@ -4,9 +4,14 @@ The pipeline calls this when an answer ends (the relay's `on_finish`, or the doo
 buffered answer), so the client has its last byte before the ledger is written. A background
 response (`background: true`) is answered "queued" before any token is spent: its bill waits in
 the owner record, and the owner's first read that finds it finished writes it — once, because
-its usage item's id is derived from the response id and the ledger's put is conditional.
-Its budget reservation stays in the hold admission wrote, which the owner record names: the bill
-settles it, or adds the full cost if the hold expired first (docs/decisions/0006).
+its usage item's id is derived from the response id and the ledger's put is conditional —
+whether that read is plain or streamed (`GET /responses/{id}?stream=true`). Its budget
+reservation stays in the hold admission wrote, which the owner record names: the bill settles
+it, or adds the full cost if the hold expired first (docs/decisions/0006).
+
+Usage the upstream did not send, or sent with numbers no bill can carry (NaN, negative, over
+`MAX_TOKENS_PER_COUNT`, …), is estimated from what was sent and seen and flagged `estimated`;
+bad numbers also log `invalid_upstream_usage` and emit the `InvalidUpstreamUsage` metric.
 """
 
 from __future__ import annotations
@@ -24,7 +29,11 @@ from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.store.limits import Reservation
 from mantle_gateway.store.responses import PendingBill, ResponseOwner
 from mantle_gateway.stream.relay import Observation
-from mantle_gateway.usage import TokenCounts, UsageRecord, from_responses_usage
+from mantle_gateway.usage import (
+    InvalidUsage,
+    TokenCounts,
+    UsageRecord,
+)
 
 _ZERO = Decimal(0)
 _WAITING = frozenset({"queued", "in_progress"})
@@ -47,8 +56,22 @@ def awaits_background_work(answer: Mapping[str, Any]) -> bool:
     return answer.get("background") is True and answer.get("status") in _WAITING
 
 
-def finished(answer: Mapping[str, Any]) -> bool:
-    return answer.get("status") in _FINISHED
+def observe(
+    answer: Mapping[str, Any],
+    size: int,
+    read: Callable[[Mapping[str, Any]], TokenCounts | None],
+) -> Observation:
+    """What a whole (not streamed) answer of `size` bytes used: its usage as `read` finds it
+    (the API family's reading), else an estimate of its output (bytes / 4, as the input is
+    estimated), and its status."""
+    observed = Observation(ended=True, events=size // 4)
+    try:
+        observed.tokens = read(answer)
+    except InvalidUsage:
+        observed.usage_invalid = True
+    status = answer.get("status")
+    observed.status = status if isinstance(status, str) else None
+    return observed
 
 
 class Meter:
@@ -92,20 +115,16 @@ class Meter:
             call.request.door,
             reservation.usd if reservation is not None else _ZERO,
             reservation.hold if reservation is not None else None,
+            input_estimate=_input_estimate(call.request.body),
         )
         return self.remember_owner(call, response_id, pending)
 
     def record(self, call: Call, observed: Observation, *, stream: bool) -> None:
         """The usage of a request whose answer just ended (never raises: the answer is sent)."""
         assert call.parsed is not None
-        tokens = observed.tokens
-        estimated = tokens is None or observed.estimated
-        if tokens is None:
-            # No usage from upstream (cut short): bill what was sent and seen, marked estimated.
-            tokens = TokenCounts(input=max(1, len(call.request.body) // 4), output=observed.events)
-        elif observed.estimated:
-            # The input was reported, the final output count never came: count what was seen.
-            tokens = replace(tokens, output=max(tokens.output, observed.events))
+        tokens, estimated = _measured(
+            observed, _input_estimate(call.request.body), call.request_id, call.key.key_id
+        )
         self._write(
             self._stamp(self._call_usage(call, tokens, observed, stream, estimated), call),
             call.reservation,
@@ -141,23 +160,27 @@ class Meter:
             project=call.project,
         )
 
-    def bill_background(
-        self, call: Call, response_id: str, owner: ResponseOwner, answer: Mapping[str, Any]
-    ) -> None:
-        """Bill a finished background response once, from the answer its owner (`call`) just
-        read; the read names the response's project, as its creation did."""
+    def bill_background(self, call: Call, observed: Observation) -> None:
+        """Bill a background response once, from its owner's read (plain or streamed) that
+        found it finished; any other read bills nothing."""
+        owner, response_id = call.owner, call.route.response_id
+        if owner is None or owner.pending is None or response_id is None:
+            return
+        if observed.status not in _FINISHED:
+            return
         pending = owner.pending
-        assert pending is not None
-        status = answer.get("status")
+        tokens, estimated = _measured(
+            observed, pending.input_estimate, call.request_id, call.key.key_id
+        )
         record = self._usage(
             request_id="bg_" + response_id,
             key_id=call.key.key_id,
             model=pending.model,
             started=pending.started,
             door=pending.door,
-            tokens=from_responses_usage(answer.get("usage")) or TokenCounts(),
-            outcome=None if status == "completed" else str(status),
-            estimated=False,
+            tokens=tokens,
+            outcome=None if observed.status == "completed" else observed.status,
+            estimated=estimated,
             stream=False,
             surface="responses",
             response_id=response_id,
@@ -214,3 +237,25 @@ class Meter:
         except Exception:
             logger.exception("usage_record_failed", extra={"request_id": record.request_id})
             return False
+
+
+def _input_estimate(body: bytes) -> int:
+    return max(1, len(body) // 4)
+
+
+def _measured(
+    observed: Observation, input_estimate: int, request_id: str, key_id: str
+) -> tuple[TokenCounts, bool]:
+    """The tokens to bill and whether they are estimated. Usage the upstream never sent (cut
+    short) or sent with bad numbers: what was sent (body bytes / 4) and seen (events); usage
+    whose output count never came (a Messages stream cut short): at least what was seen."""
+    if observed.usage_invalid:
+        logger.warning("invalid_upstream_usage", extra={"request_id": request_id, "key_id": key_id})
+        metric("InvalidUpstreamUsage")
+    tokens = observed.tokens
+    if tokens is None:
+        return TokenCounts(input=input_estimate, output=observed.events), True
+    if observed.estimated:
+        # The input was reported, the final output count never came: count what was seen.
+        return replace(tokens, output=max(tokens.output, observed.events)), True
+    return tokens, False

@@ -52,12 +52,14 @@ class OpenAIFamily:
         return self._router.prefix_for(model)
 
     def retry_prefix(self, call: Call, status: int, content: bytes) -> str | None:
-        """Mantle serves this model under the other prefix: retry once, remember the answer."""
+        """Mantle serves this model under the other prefix: retry once on it."""
         if call.parsed is None or not routing.is_route_error(status, content):
             return None
-        prefix = routing.other_prefix(call.prefix)
-        self._router.learn(call.parsed.model, prefix)
-        return prefix
+        return routing.other_prefix(call.prefix)
+
+    def prefix_answered(self, call: Call) -> None:
+        if call.parsed is not None:
+            self._router.learn(call.parsed.model, call.prefix)
 
     def usage(self, route: Route, answer: Mapping[str, Any]) -> TokenCounts | None:
         usage = answer.get("usage")

@@ -15,13 +15,11 @@ Where the OpenAI and Anthropic APIs differ, it asks the route's `Family` (`opena
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, urlencode
+from typing import TYPE_CHECKING, Any
 
 from mantle_gateway.core import admission, auth, body, metering, projects, routes
 from mantle_gateway.core.anthropic_api import AnthropicFamily
@@ -39,11 +37,12 @@ from mantle_gateway.errors import (
     shape_for,
 )
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
-from mantle_gateway.observability import logger, metric
+from mantle_gateway.observability import log_refusal, logger, metric
 from mantle_gateway.store.dynamo import StoreError
 from mantle_gateway.stream.relay import Observation, Relay
 from mantle_gateway.upstream import routing, signing
 from mantle_gateway.upstream.client import UpstreamClient
+from mantle_gateway.usage import parse_upstream_json
 
 if TYPE_CHECKING:
     import httpx
@@ -92,11 +91,17 @@ class Gateway:
 
     def handle(self, request: GatewayRequest) -> GatewayResponse:
         request_id = request.request_id or uuid.uuid4().hex
+        known: dict[str, str] = {}
         try:
-            return self._handle(request, request_id)
+            return self._handle(request, request_id, known)
         except GatewayError as err:
-            if err.status >= 500:
-                logger.warning("request_refused", extra={"status": err.status, "code": err.code})
+            log_refusal(
+                err.status,
+                err.code,
+                request_id=request_id,
+                key_id=known.get("key_id"),
+                door=request.door,
+            )
             return error_response(err, request_id, shape_for(request.path))
         except Exception:
             logger.exception("unhandled_error", extra={"request_id": request_id})
@@ -119,7 +124,9 @@ class Gateway:
 
     # -- the steps, in order ------------------------------------------------------------------
 
-    def _handle(self, request: GatewayRequest, request_id: str) -> GatewayResponse:
+    def _handle(
+        self, request: GatewayRequest, request_id: str, known: dict[str, str]
+    ) -> GatewayResponse:
         started = self._clock()
         route = self._route(request)
         if route.kind == "health":
@@ -127,7 +134,9 @@ class Gateway:
         family = self._families[route.family]
         parsed = self._validate_body(route, request)
         now = datetime.fromtimestamp(started, UTC)
-        key = auth.authenticate(request.headers, self._keys, now)
+        key = auth.identify(request.headers, self._keys)
+        known["key_id"] = key.key_id  # for the refusal log line, from here on
+        auth.check_usable(key, now)
         if parsed is not None:
             auth.authorize_model(key, parsed.model)
             self._check_chain(key, parsed)
@@ -216,6 +225,7 @@ class Gateway:
             if response.status_code >= 400:
                 content = self._upstream.read_all(response)
                 return self._upstream_refused(call, response, content)
+            call.family.prefix_answered(call)
         if not call.route.billable:
             return self._passthrough(call, response)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -227,8 +237,9 @@ class Gateway:
     def _send(self, call: Call, payload: bytes) -> httpx.Response:
         request = call.request
         url = self._upstream.base_url + call.prefix + call.route.upstream_path
-        if request.query:
-            url += "?" + canonical_query(request.query)
+        query = signing.forwarded_query(request.query) if request.query else ""
+        if query:
+            url += "?" + query
         headers = call.family.forwarded_headers(request.headers)
         projects.name_upstream(headers, call.project)
         if payload or request.method == "POST":
@@ -286,9 +297,8 @@ class Gateway:
 
     def _buffered(self, call: Call, response: httpx.Response) -> GatewayResponse:
         content = self._upstream.read_all(response)
-        observed = Observation(ended=True)
-        answer = _json_object(content) or {}
-        observed.tokens = call.family.usage(call.route, answer)
+        answer = parse_upstream_json(content) or {}
+        observed = self._observe(call, answer, content)
         response_id = answer.get("id")
         call.settles = True
         if self._guard is not None and call.guard is not None:
@@ -312,18 +322,29 @@ class Gateway:
             on_close=lambda: self._meter.record(call, observed, stream=False),
         )
 
+    @staticmethod
+    def _observe(call: Call, answer: dict[str, Any], content: bytes) -> Observation:
+        """What a whole JSON answer used, read the way the call's API family reports usage."""
+        return metering.observe(answer, len(content), lambda a: call.family.usage(call.route, a))
+
     def _passthrough(self, call: Call, response: httpx.Response) -> GatewayResponse:
-        """CRUD and /models: relayed as they are; a finished background response is billed."""
+        """CRUD and /models: relayed as they are; a background response its owner reads
+        finished (`GET /responses/{id}`, plain or `?stream=true`) is billed then, once."""
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            relay = Relay(
+                self._upstream.chunks(response),
+                surface="responses",
+                on_finish=lambda observed: self._meter.bill_background(call, observed),
+                deadline=call.request.deadline,
+                clock=self._clock,
+            )
+            headers = [*self._answer_headers(call, response), ("cache-control", "no-cache")]
+            return GatewayResponse(response.status_code, headers, relay)
         content = self._upstream.read_all(response)
         on_close = None
-        owner = call.owner
-        if owner is not None and owner.pending is not None and call.route.response_id:
-            answer = _json_object(content)
-            if answer is not None and metering.finished(answer):
-                response_id = call.route.response_id
-                on_close = lambda: self._meter.bill_background(  # noqa: E731
-                    call, response_id, owner, answer
-                )
+        if call.owner is not None and call.owner.pending is not None:
+            observed = self._observe(call, parse_upstream_json(content) or {}, content)
+            on_close = lambda: self._meter.bill_background(call, observed)  # noqa: E731
         return GatewayResponse(
             response.status_code, self._answer_headers(call, response), content, on_close
         )
@@ -331,20 +352,6 @@ class Gateway:
 
 def error_response(err: GatewayError, request_id: str, shape: Shape = "openai") -> GatewayResponse:
     headers = [("content-type", JSON), ("x-gateway-request-id", request_id)]
-    headers += err.answer_headers(shape)
+    # A refusal that already carries the call's headers (budget) must not repeat the id.
+    headers += [(n, v) for n, v in err.answer_headers(shape) if n != "x-gateway-request-id"]
     return GatewayResponse(err.status, headers, err.body(shape))
-
-
-def canonical_query(query: str) -> str:
-    """Re-encode the client's query the way SigV4 canonicalizes it (RFC 3986, spaces as %20),
-    so the bytes sent are exactly the bytes signed whatever encoding habit the client had."""
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode(pairs, quote_via=quote, safe="-_.~")
-
-
-def _json_object(content: bytes) -> dict[str, object] | None:
-    try:
-        value = json.loads(content)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from mantle_gateway.doors import function_url, rest_api
 from mantle_gateway.errors import GatewayError, Shape, shape_for
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
-from mantle_gateway.observability import logger
+from mantle_gateway.observability import log_refusal, logger
 
 
 class Gateway(Protocol):
@@ -100,6 +100,7 @@ def handle_event(
     except GatewayError as error:
         # A door's own bound (REST's 6 MB) answers before the core, in the shape the core would
         # use for that path (Anthropic's under /anthropic/, else OpenAI's).
+        log_refusal(error.status, error.code, request_id=context.aws_request_id)
         response = refusal(error, shape_for(door.api_path(event)))
     else:
         response = gateway.handle(request)

@@ -36,7 +36,7 @@ from mantle_gateway.doors.http_request import (
 )
 from mantle_gateway.errors import GatewayError, RequestTooLargeError
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
-from mantle_gateway.observability import logger
+from mantle_gateway.observability import log_refusal, logger
 
 DEFAULT_MAX_CONNECTIONS = 256
 PRECHECK_ABOVE = 64 * 1024
@@ -238,6 +238,7 @@ class _Connection(socketserver.StreamRequestHandler):
 
     def _refuse(self, refusal: Refusal) -> None:
         error = refusal.error
+        log_refusal(error.status, error.code, door="local")
         answer = GatewayResponse(
             error.status,
             [("content-type", _JSON), *error.headers.items()],

@@ -16,6 +16,7 @@ costs next to nothing; it is left out of the Lambda bundle.
 """
 
 from .faults import (
+    BadUsage,
     DelayHeaders,
     DropMidStream,
     ErrorAnswer,
@@ -42,6 +43,7 @@ __all__ = [
     "SIMULATOR_ACCESS_KEY",
     "SIMULATOR_REGION",
     "SIMULATOR_SECRET_KEY",
+    "BadUsage",
     "DelayHeaders",
     "DropMidStream",
     "ErrorAnswer",

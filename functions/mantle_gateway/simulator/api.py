@@ -7,6 +7,7 @@ here touches a socket, sleeps or knows about faults.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -147,7 +148,7 @@ class Api:
             return _json(200, formats.model_list(self.knobs.models, _now()))
         response_id = route.response_id or ""
         if route.operation == "get_response":
-            return _json(200, self._stored(response_id).response)
+            return self._get_response(response_id, query)
         if route.operation == "delete_response":
             if not self.store.delete(response_id):
                 raise _unknown_response(response_id)
@@ -201,6 +202,21 @@ class Api:
             )
             return Answer(200, events=events)
         return _json(200, response)
+
+    def _get_response(self, response_id: str, query: str) -> Answer:
+        """The stored response; with `?stream=true`, its events replayed as SSE (as OpenAI
+        serves a background response), after sequence number `starting_after` if given."""
+        response = self._stored(response_id).response
+        params = {key: values[-1] for key, values in parse_qs(query).items()}
+        if params.get("stream") != "true":
+            return _json(200, response)
+        after = _int_param(
+            params.get("starting_after"), default=-1, low=-1, high=2**31, name="starting_after"
+        )
+        events = formats.stored_response_stream(
+            response, event_lines=self.knobs.responses_event_lines
+        )
+        return Answer(200, events=itertools.islice(events, after + 1, None))
 
     def _stored(self, response_id: str) -> StoredResponse:
         found = self.store.get(response_id)

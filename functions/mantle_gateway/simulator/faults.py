@@ -2,8 +2,8 @@
 
 The gateway's hardest paths are the ones a healthy upstream never takes: slow first bytes,
 streams cut in the middle, throttling with `retry-after`, the wrong-prefix refusal, a reset
-connection. Each fault is a small dataclass; `FaultQueue` hands each one to the first later
-request it matches (FIFO), then forgets it.
+connection, usage numbers no bill can carry. Each fault is a small dataclass; `FaultQueue`
+hands each one to the first later request it matches (FIFO), then forgets it.
 
 Every fault may be narrowed with `path` (the full path such as `/v1/chat/completions`, or the
 path after the prefix such as `/chat/completions`) and `model` (the body's `model`).
@@ -70,6 +70,17 @@ class ErrorAnswer(Fault):
 @dataclass(frozen=True, kw_only=True)
 class WrongRoute(Fault):
     """Refuse once with Mantle's 400 "model `…` isn't supported on this route"."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BadUsage(Fault):
+    """Answer as usual, but write `value` — raw JSON text such as `NaN`, `Infinity`, `1e45`,
+    `-3`, `2.5` or `"7"` — in place of every count named in `fields`, wherever the answer
+    reports usage: a whole answer, the chat usage chunk, the terminal Responses event, a stored
+    response read back. A faulty upstream's usage, for the gateway's validation to refuse."""
+
+    value: str
+    fields: tuple[str, ...] = ("prompt_tokens", "input_tokens")
 
 
 @dataclass(frozen=True, kw_only=True)

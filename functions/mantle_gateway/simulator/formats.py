@@ -246,7 +246,24 @@ def responses_stream(
     yield frame("response.output_text.done", {**where, "logprobs": [], "text": text})
     yield frame("response.content_part.done", {**where, "part": item["content"][0]})
     yield frame("response.output_item.done", {"item": item, "output_index": 0})
-    yield frame("response.completed", {"response": completed})
+    terminal = _TERMINAL_EVENTS.get(completed["status"], "response.failed")
+    yield frame(terminal, {"response": completed})
+
+
+_TERMINAL_EVENTS = {"completed": "response.completed", "incomplete": "response.incomplete"}
+"""The last event of a stream by the response's status; any other end (failed, cancelled) is
+`response.failed`, as the SDK's event types have no `response.cancelled`."""
+
+
+def stored_response_stream(response: Mapping[str, Any], *, event_lines: bool) -> Iterator[bytes]:
+    """`GET /responses/{id}?stream=true`: the events of a stored response, replayed from the
+    first, ending with its terminal event (the simulator's stored responses are finished)."""
+    item = response["output"][0] if response.get("output") else None
+    if item is None or not item.get("content"):
+        item = message_item("msg_replayed", "", "completed")
+        response = {**response, "output": [item]}
+    count = len(item["content"][0]["text"].split())
+    return responses_stream(response, count, event_lines=event_lines)
 
 
 def _deltas(where: JSON, count: int, first_sequence: int, event_lines: bool) -> Iterator[bytes]:

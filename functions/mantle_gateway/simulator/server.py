@@ -12,7 +12,9 @@ first matching fault → record it → answer (or misbehave as the fault says).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import re
 import selectors
 import socket
 import socketserver
@@ -29,6 +31,7 @@ from . import formats, guardrail, messages
 from .api import Answer, Api, ApiError, model_of, parse_body, wrong_route
 from .auth import authenticate
 from .faults import (
+    BadUsage,
     DelayHeaders,
     DropMidStream,
     ErrorAnswer,
@@ -388,7 +391,10 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(fault, ResetConnection):
             return Answer(0), fault  # never sent: the socket is reset instead
         headers = {name.lower(): value for name, value in self.headers.items()}
-        return self.sim._api.handle(route, query, payload, headers), fault
+        answer = self.sim._api.handle(route, query, payload, headers)
+        if isinstance(fault, BadUsage):
+            answer = _with_bad_usage(answer, fault)
+        return answer, fault
 
     def _guardrail(self, path: str, body: bytes) -> tuple[Answer, Fault | None]:
         """ApplyGuardrail: faults name it by `guardrail.ROUTE_PATH`; `guardrail_delay` first."""
@@ -544,6 +550,20 @@ class _Handler(BaseHTTPRequestHandler):
 def _route_path(path: str) -> str:
     found = split_prefix(path)
     return found[1] if found is not None else path
+
+
+def _with_bad_usage(answer: Answer, fault: BadUsage) -> Answer:
+    """The same answer with the fault's raw value in place of the named usage counts."""
+    names = b"|".join(re.escape(name.encode()) for name in fault.fields)
+    count = re.compile(rb'"(' + names + rb')":-?[0-9]+')
+    value = fault.value.encode()
+
+    def spoil(data: bytes) -> bytes:
+        return count.sub(lambda found: b'"' + found.group(1) + b'":' + value, data)
+
+    if answer.events is not None:
+        return dataclasses.replace(answer, events=(spoil(frame) for frame in answer.events))
+    return dataclasses.replace(answer, body=spoil(answer.body))
 
 
 def _anthropic(path: str) -> bool:

@@ -33,6 +33,8 @@ class PendingBill:
     reserved: Decimal
     hold: str | None = None
     """The request id whose hold carries `reserved` (None: a record written before holds)."""
+    input_estimate: int = 1
+    """Input tokens to bill if the finished response reports no usable usage (body bytes / 4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class ResponseOwners:
                     "door": pending.door,
                     "reserved": pending.reserved,
                     "hold": pending.hold,
+                    "input_estimate": pending.input_estimate,
                 },
                 schema.USAGE_TTL_ATTR: int(time.time()) + _RETENTION_SECONDS,
             }
@@ -107,6 +110,7 @@ class ResponseOwners:
                 door=str(pending["door"]),
                 reserved=Decimal(pending["reserved"]),
                 hold=str(pending["hold"]) if pending.get("hold") is not None else None,
+                input_estimate=int(pending.get("input_estimate", 1)),
             )
             if isinstance(pending, dict)
             else None,

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mantle_gateway.stream.relay import Observation, event_type, json_object
+from mantle_gateway.stream.relay import Observation, event_type
 from mantle_gateway.stream.sse import SSEEvent, frame
-from mantle_gateway.usage import from_messages_usage
+from mantle_gateway.usage import InvalidUsage, from_messages_usage, parse_upstream_json
 
 _USAGE_EVENTS = frozenset({"message_start", "message_delta"})
 
@@ -49,13 +49,18 @@ class MessagesEvents:
         return event.raw
 
     def _read_usage(self, kind: str, data: bytes) -> None:
-        payload = json_object(data)
+        payload = parse_upstream_json(data)
         holder = payload.get("message") if kind == "message_start" and payload else payload
         usage = holder.get("usage") if isinstance(holder, dict) else None
         if not isinstance(usage, dict):
             return
         self._usage.update((k, v) for k, v in usage.items() if v is not None)
-        self.observed.tokens = from_messages_usage(self._usage)
+        try:
+            self.observed.tokens = from_messages_usage(self._usage)
+        except InvalidUsage:  # billed as if the upstream had sent none (metering estimates)
+            self.observed.tokens = None
+            self.observed.usage_invalid = True
+            return
         self.observed.estimated = kind == "message_start"
 
     @staticmethod

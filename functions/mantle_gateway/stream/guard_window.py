@@ -23,8 +23,9 @@ import json
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, NamedTuple, Protocol
 
-from mantle_gateway.stream.relay import DONE, Observation, json_object
+from mantle_gateway.stream.relay import DONE, Observation
 from mantle_gateway.stream.sse import SSEDecoder, SSEEvent, frame
+from mantle_gateway.usage import parse_upstream_json
 
 Check = Callable[[str], tuple[str, str]]
 """Text → (pass | mask | block | fail, the text to show: masked text or the guardrail's)."""
@@ -80,7 +81,9 @@ class GuardedStream:
         decoder = SSEDecoder()
         for chunk in self._relay:
             for event in decoder.feed(chunk):
-                payload = json_object(event.data) if event.data not in (None, b"[DONE]") else None
+                payload = (
+                    parse_upstream_json(event.data) if event.data not in (None, b"[DONE]") else None
+                )
                 text = self._dialect.text(event, payload)
                 boundary = self._dialect.boundary(event, payload)
                 self._held.append(_Held(event, payload, text, boundary))

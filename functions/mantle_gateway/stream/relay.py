@@ -23,7 +23,13 @@ from typing import Any, Protocol
 
 from mantle_gateway.stream.sse import SSEDecoder, SSEEvent, frame
 from mantle_gateway.upstream.client import StreamBroken
-from mantle_gateway.usage import TokenCounts, from_chat_usage, from_responses_usage
+from mantle_gateway.usage import (
+    InvalidUsage,
+    TokenCounts,
+    from_chat_usage,
+    from_responses_usage,
+    parse_upstream_json,
+)
 
 DONE = b"data: [DONE]\n\n"
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -40,6 +46,10 @@ class Observation:
     """The upstream finished properly ([DONE] or a terminal Responses event)."""
     outcome: str | None = None
     """None when complete; else why not: client_disconnected, upstream_dropped, deadline, …"""
+    usage_invalid: bool = False
+    """The upstream sent usage whose numbers cannot be billed (`tokens` is then None)."""
+    status: str | None = None
+    """The `status` of the response in a terminal Responses event (completed, failed, …)."""
     estimated: bool = False
     """`tokens` holds the input but not yet the final output count (a stream cut short may
     never report it): the output is then estimated from `events`."""
@@ -151,12 +161,10 @@ class Relay:
         self.observed.events += 1
         if b'"usage"' not in data or b'"usage":null' in data or b'"usage": null' in data:
             return event.raw
-        chunk = json_object(data)
+        chunk = parse_upstream_json(data)
         if chunk is None:
             return event.raw
-        tokens = from_chat_usage(chunk.get("usage"))
-        if tokens is not None:
-            self.observed.tokens = tokens
+        self._take_usage(from_chat_usage, chunk.get("usage"))
         if not self._strip_usage:
             return event.raw
         self.observed.events -= 1
@@ -178,7 +186,7 @@ class Relay:
         return event.raw
 
     def _read_response(self, data: bytes, *, terminal: bool) -> None:
-        payload = json_object(data)
+        payload = parse_upstream_json(data)
         response = payload.get("response") if payload else None
         if not isinstance(response, dict):
             return
@@ -189,9 +197,19 @@ class Relay:
                 self._on_response_id(response_id)
         if terminal:
             self.observed.ended = True
-            tokens = from_responses_usage(response.get("usage"))
-            if tokens is not None:
-                self.observed.tokens = tokens
+            status = response.get("status")
+            self.observed.status = status if isinstance(status, str) else None
+            self._take_usage(from_responses_usage, response.get("usage"))
+
+    def _take_usage(self, read: Callable[[Any], TokenCounts | None], usage: Any) -> None:
+        """Keep the latest usage the upstream sent; bad numbers count as none, flagged."""
+        try:
+            tokens = read(usage)
+        except InvalidUsage:
+            self.observed.tokens, self.observed.usage_invalid = None, True
+            return
+        if tokens is not None:
+            self.observed.tokens, self.observed.usage_invalid = tokens, False
 
     def _error_tail(self, code: str, message: str) -> bytes:
         if self._chat:
@@ -209,15 +227,6 @@ def event_type(data: bytes) -> str | None:
         end = data.find(b'"', 9)
         if end > 9:
             return data[9:end].decode("utf-8", "replace")
-    payload = json_object(data)
+    payload = parse_upstream_json(data)
     kind = payload.get("type") if payload else None
     return kind if isinstance(kind, str) else None
-
-
-def json_object(data: bytes) -> dict[str, Any] | None:
-    """An event's data as a JSON object; None when it is not one."""
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

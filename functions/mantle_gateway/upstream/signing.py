@@ -3,10 +3,11 @@
 Forwarded: an allow-list — every `X-Amzn-Bedrock-*` and `X-Amzn-Mantle-*` header, plus the
 headers of the API family the client speaks (`OpenAI-Project`; or `anthropic-version`,
 `anthropic-beta`, `anthropic-workspace-id`). Never forwarded: the client's `Authorization`,
-`x-api-key`, cookies, hop-by-hop and forwarding headers — anything not on the list. Everything
-we send is signed except what httpx adds itself (`accept`, `accept-encoding`, `connection`,
-`user-agent`, `content-length`), because a signed hop-by-hop header (`connection`) made Mantle
-answer 401 (reference/mantle-facts.md §2.2).
+`x-api-key`, cookies, hop-by-hop and forwarding headers — anything not on the list. The query
+string goes up re-encoded, without the parameters that carry credentials (`forwarded_query`).
+Everything we send is signed except what httpx adds itself (`accept`, `accept-encoding`,
+`connection`, `user-agent`, `content-length`), because a signed hop-by-hop header (`connection`)
+made Mantle answer 401 (reference/mantle-facts.md §2.2).
 
 SigV4 uses service `bedrock-mantle` (`bedrock` for the guardrail calls), the region of the
 host, the hex SHA-256 of the exact body bytes (also sent as `x-amz-content-sha256`, as the
@@ -22,9 +23,10 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
 
 from mantle_gateway.errors import InvalidRequestError, UpstreamError
+from mantle_gateway.secret_text import looks_secret
 
 if TYPE_CHECKING:
     from botocore.credentials import ReadOnlyCredentials
@@ -55,6 +57,28 @@ def forwarded_headers(
             # what goes on the wire is what was signed whichever way a verifier reads tabs.
             out[name] = " ".join(value.split())
     return out
+
+
+_CREDENTIAL_PARAMS = frozenset(
+    {"api_key", "apikey", "key", "x_api_key", "access_token", "authorization"}
+)
+"""Query parameters clients put keys in (`-` read as `_`, any case): never sent upstream."""
+
+
+def forwarded_query(query: str) -> str:
+    """The client's query as it goes up: credential parameters and any parameter whose name or
+    value looks like a key (`mgw_…`, a bearer value) removed, then re-encoded the way SigV4
+    canonicalizes it (RFC 3986, spaces as %20), so the bytes sent are exactly the bytes signed
+    whatever encoding habit the client had. Mantle authenticates by signature only, so a key in
+    the query is never needed there; sent, it would sit in Mantle's request logs."""
+    pairs = [
+        (name, value)
+        for name, value in parse_qsl(query, keep_blank_values=True)
+        if name.strip().lower().replace("-", "_") not in _CREDENTIAL_PARAMS
+        and not looks_secret(name)
+        and not looks_secret(value)
+    ]
+    return urlencode(pairs, quote_via=quote, safe="-_.~")
 
 
 class Signer(Protocol):
@@ -209,7 +233,7 @@ def _remove_dot_segments(path: str) -> str:
 
 def _canonical_query(query: str) -> str:
     """The URL's pairs sorted by (name, value) and NOT re-encoded, as botocore does for a query
-    in the URL: the pipeline's `canonical_query` already sent them in SigV4's encoding."""
+    in the URL: `forwarded_query` already sent them in SigV4's encoding."""
     if not query:
         return ""
     pairs = sorted(pair.partition("=") for pair in query.split("&"))

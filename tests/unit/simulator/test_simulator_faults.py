@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from mantle_gateway.simulator import (
+    BadUsage,
     DelayHeaders,
     DropMidStream,
     ErrorAnswer,
@@ -202,3 +203,28 @@ def test_reset_clears_requests_faults_and_stored_responses(
     assert sim.requests == []
     assert sim.pending_faults == []
     assert sim.stored_response(created["id"]) is None
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity", "1e45", "-3", "2.5", '"7"'])
+def test_bad_usage_writes_the_raw_value_wherever_usage_is_reported(
+    sim: Simulator, client: httpx.Client, value: str
+) -> None:
+    # a whole chat answer
+    sim.inject(BadUsage(value=value))
+    whole = client.post("/v1/chat/completions", json=CHAT)
+    assert f'"prompt_tokens":{value}'.encode() in whole.content
+    assert b'"completion_tokens":8' in whole.content, "other counts are left as they were"
+    # the usage chunk of a chat stream
+    sim.inject(BadUsage(value=value, fields=("completion_tokens",)))
+    streamed = client.post(
+        "/v1/chat/completions", json={**STREAM, "stream_options": {"include_usage": True}}
+    )
+    assert f'"completion_tokens":{value}'.encode() in streamed.content
+    # the terminal event of a Responses stream, and a stored response read back
+    sim.inject(BadUsage(value=value, fields=("output_tokens",)))
+    response = client.post("/v1/responses", json={"model": MODEL, "stream": True})
+    assert f'"output_tokens":{value}'.encode() in response.content.split(b"\n\n")[-2]
+    stored = client.post("/v1/responses", json={"model": MODEL}).json()["id"]
+    sim.inject(BadUsage(value=value, path=f"/v1/responses/{stored}"))
+    assert f'"input_tokens":{value}'.encode() in client.get(f"/v1/responses/{stored}").content
+    assert b"NaN" not in client.get(f"/v1/responses/{stored}").content, "once only"

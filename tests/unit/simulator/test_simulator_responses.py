@@ -246,3 +246,29 @@ def test_openai_sdk_non_streaming_and_delete() -> None:
         sdk.responses.delete(answer.id)
         with pytest.raises(openai.NotFoundError):
             sdk.responses.retrieve(answer.id)
+
+
+@pytest.mark.parametrize("event_lines", [False, True])
+def test_a_stored_response_is_replayed_as_events_with_stream_true(event_lines: bool) -> None:
+    # GIVEN a background response (stored, answered queued)
+    with Simulator(bearer_token="sim-token") as sim:
+        sim.responses_event_lines = event_lines
+        sdk = openai.OpenAI(base_url=sim.url + BASE, api_key="sim-token", max_retries=0)
+        queued = sdk.responses.create(
+            model=MODEL, input="later", background=True, max_output_tokens=3
+        )
+        # WHEN it is read back streamed, whole and after sequence number 4
+        events = list(sdk.responses.retrieve(queued.id, stream=True))
+        tail = list(sdk.responses.retrieve(queued.id, stream=True, starting_after=4))
+        seen = sim.requests[-1]
+    # THEN its events come as SSE, numbered from 0, ending with the finished response
+    assert queued.status == "queued"
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert events[0].type == "response.created"
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    assert completed.response.id == queued.id
+    assert completed.response.output_text == "tok0 tok1 tok2 "
+    assert completed.response.usage is not None and completed.response.usage.output_tokens == 3
+    assert [event.sequence_number for event in tail] == list(range(5, len(events)))
+    assert (seen.method, seen.query) == ("GET", "starting_after=4&stream=true")

@@ -3,6 +3,8 @@
 import json
 from collections.abc import Iterator
 
+import pytest
+
 from mantle_gateway.stream.relay import DONE, Observation, Relay
 from mantle_gateway.upstream.client import StreamBroken
 from mantle_gateway.usage import TokenCounts
@@ -137,3 +139,36 @@ def test_usage_is_recorded_when_the_door_closes_not_before_the_last_byte() -> No
     relay.close()
     assert len(box) == 1
     assert box[0].outcome is None
+
+
+BAD_USAGE_NUMBERS = [b"NaN", b"Infinity", b"-Infinity", b"1e45", b"-3", b"2.5", b"9" * 5000]
+
+
+@pytest.mark.parametrize("bad", BAD_USAGE_NUMBERS, ids=lambda b: b[:12].decode())
+@pytest.mark.parametrize("strip", [False, True])
+def test_bad_chat_usage_numbers_end_the_stream_normally_flagged_and_unbilled(bad, strip) -> None:
+    # GIVEN a chat stream whose usage chunk carries a number no bill can hold
+    frames = chat_stream(False)
+    usage = b'{"choices":[],"usage":{"prompt_tokens":' + bad + b',"completion_tokens":2}}'
+    frames.insert(-1, b"data: " + usage + b"\n\n")
+    box, finish = finish_box()
+    # WHEN relayed THEN the stream reaches [DONE] with nothing added, the usage counts as none
+    relay = Relay(iter(frames), surface="chat_completions", strip_usage=strip, on_finish=finish)
+    out = run(relay)
+    assert out == b"".join(chat_stream(False) if strip else frames)
+    assert (box[0].tokens, box[0].usage_invalid) == (None, True)
+    assert (box[0].ended, box[0].outcome) == (True, None)
+
+
+@pytest.mark.parametrize("bad", BAD_USAGE_NUMBERS, ids=lambda b: b[:12].decode())
+def test_bad_responses_usage_numbers_end_the_stream_normally_flagged(bad) -> None:
+    frames = [
+        b'data: {"type":"response.created","response":{"id":"resp_1"}}\n\n',
+        b'data: {"type":"response.completed","response":{"id":"resp_1","status":"completed",'
+        b'"usage":{"input_tokens":3,"output_tokens":' + bad + b"}}}\n\n",
+    ]
+    box, finish = finish_box()
+    out = run(Relay(iter(frames), surface="responses", on_finish=finish))
+    assert out.count(b"event: ") == 2 and b"error" not in out
+    assert (box[0].tokens, box[0].usage_invalid, box[0].status) == (None, True, "completed")
+    assert box[0].response_id == "resp_1"

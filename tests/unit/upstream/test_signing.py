@@ -20,11 +20,16 @@ from botocore.credentials import ReadOnlyCredentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mantle_gateway.core.pipeline import canonical_query
 from mantle_gateway.errors import InvalidRequestError, UpstreamError
 from mantle_gateway.simulator import SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY
 from mantle_gateway.simulator.sigv4 import WireRequest, verify
-from mantle_gateway.upstream.signing import SERVICE, BearerSigner, SigV4Signer, forwarded_headers
+from mantle_gateway.upstream.signing import (
+    SERVICE,
+    BearerSigner,
+    SigV4Signer,
+    forwarded_headers,
+    forwarded_query,
+)
 
 
 def test_only_allowed_headers_go_up() -> None:
@@ -196,8 +201,8 @@ def test_signs_exactly_as_botocore(
     """Same headers, same order, same signature: any difference in the canonical request (path
     normalization and quoting, query order, header trimming, host, date) changes the signature."""
     url = base_url + "/" + "/".join(segments) + ("/" if trailing_slash else "")
-    if raw_query:
-        url += "?" + canonical_query(raw_query)  # as `Pipeline._send` builds it
+    if query := forwarded_query(raw_query):
+        url += "?" + query  # as `Pipeline._send` builds it
     creds = ReadOnlyCredentials("AKIDEXAMPLE", secret, token)
     clock, when = _frozen_clock(seconds, fraction)
     ours = SigV4Signer(lambda: creds, region, clock=clock).sign(method, url, headers, body)
@@ -244,8 +249,8 @@ def test_the_simulator_verifier_accepts_our_signature(
     """What reaches Mantle: the path and query as httpx puts them on the wire, the headers
     `forwarded_headers` lets through, checked by the independent verifier."""
     url = "http://127.0.0.1:8123/v1/" + "/".join(quote(segment, safe="") for segment in segments)
-    if raw_query:
-        url += "?" + canonical_query(raw_query)
+    if query := forwarded_query(raw_query):
+        url += "?" + query
     creds = ReadOnlyCredentials(SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY, token)
     signer = SigV4Signer(lambda: creds, "us-east-1", clock=lambda: 1_700_000_000.25)
     sent = signer.sign("POST", url, forwarded_headers(client_headers), body)
@@ -327,3 +332,37 @@ def test_signing_does_not_load_botocore() -> None:
         check=True,
     )
     assert result.stdout.strip() == "[]"
+
+
+KEY = "mgw_" + "A" * 43
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"api_key={KEY}",
+        "API_KEY=x",
+        "key=anything",
+        "Key=anything",
+        "x-api-key=v",
+        "X_API_KEY=v",
+        "api-key=v",
+        "apikey=v",
+        "Access_Token=v",
+        "authorization=Bearer%20abc",
+        f"q={KEY}",  # a gateway key under any name
+        f"note=my%20key%20is%20{KEY}",
+        "api%5Fkey=v",  # percent-encoded name
+        f"{KEY}=1",  # a key as the name
+        "t=Bearer%20abcdefghijkl",
+    ],
+)
+def test_credential_parameters_never_go_up(query: str) -> None:
+    assert forwarded_query(f"limit=5&{query}&order=asc") == "limit=5&order=asc"
+
+
+def test_other_parameters_go_up_in_order_and_sigv4_encoding() -> None:
+    assert forwarded_query("limit=2&order=asc&tag=a+b%2Bc&keys=1&monkey=2") == (
+        "limit=2&order=asc&tag=a%20b%2Bc&keys=1&monkey=2"
+    )
+    assert forwarded_query("key=1") == ""
