@@ -69,10 +69,12 @@ def test_under_anthropic_a_refusal_from_the_head_is_anthropic_shaped(gateway) ->
     with Client(gateway.server_address) as raw:
         raw.send(announce("/anthropic/v1/messages", [("x-api-key", "nope")]))
         answer = raw.answer()
-    assert answer.status in (401, 404)  # 404 while the gateway has no Anthropic route, else 401
+    assert answer.status == 401
     payload = answer.json()
     assert payload["type"] == "error"
     assert set(payload["error"]) == {"type", "message"}
+    # as the core's own refusals say it: Claude Code retries a 401 for minutes without this
+    assert answer.headers["x-should-retry"] == "false"
 
 
 def test_a_malformed_head_under_anthropic_gets_an_anthropic_400(gateway) -> None:

@@ -241,7 +241,7 @@ class _Connection(socketserver.StreamRequestHandler):
         log_refusal(error.status, error.code, door="local")
         answer = GatewayResponse(
             error.status,
-            [("content-type", _JSON), *error.headers.items()],
+            [("content-type", _JSON), *error.answer_headers(refusal.shape)],
             error.body(refusal.shape),
         )
         try:
