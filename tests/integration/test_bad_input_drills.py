@@ -45,7 +45,6 @@ import secrets
 import socket
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -59,6 +58,7 @@ from hypothesis import strategies as st
 from mantle_gateway.core.auth import issue_key
 from mantle_gateway.doors.local import LocalServer
 from mantle_gateway.store.keys import KeyStore
+from tests.support.raw_http import Answer, Client
 
 MODEL = "openai.gpt-oss-120b"
 LIMIT = 4096
@@ -88,18 +88,6 @@ FEW = hypothesis.settings(DRILL, max_examples=max(1, EXAMPLES // 3))
 
 
 # -- a raw HTTP/1.1 client: sends exactly the bytes it is given ------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]
-    """Lower-cased names; repeated headers joined with ", "."""
-    body: bytes
-    raw: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 def request_bytes(
@@ -144,35 +132,10 @@ def exchange(door: LocalServer, data: bytes) -> Answer:
             if not piece:
                 break
             received.append(piece)
-    return parse_answer(b"".join(received), data)
-
-
-def parse_answer(raw: bytes, sent: bytes) -> Answer:
-    assert raw, f"the door closed without answering {sent[:120]!r}"
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    version, status, *_ = status_line.split(" ", 2)
-    assert version == "HTTP/1.1", status_line
-    headers: dict[str, str] = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    if "chunked" in headers.get("transfer-encoding", ""):
-        body = dechunk(body)
-    return Answer(int(status), headers, body, raw)
-
-
-def dechunk(data: bytes) -> bytes:
-    out, rest = [], data
-    while rest:
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out.append(rest[:size])
-        rest = rest[size + 2 :]
-    return b"".join(out)
+    raw = b"".join(received)
+    assert raw, f"the door closed without answering {data[:120]!r}"
+    # A HEAD answer announces a length it does not send.
+    return Client.replay(raw).answer(head_only=data.startswith(b"HEAD "))
 
 
 # -- what every answer must satisfy ----------------------------------------------------------
@@ -180,7 +143,7 @@ def dechunk(data: bytes) -> bytes:
 
 def assert_not_echoed(answer: Answer, sent_secrets: Iterable[str]) -> None:
     """No key and no Authorization value, in any spelling the door could have echoed it."""
-    text = answer.raw.decode("latin-1")
+    text = (answer.head + answer.body).decode("latin-1")
     decoded = json.dumps(answer.json()) if is_json(answer) else ""
     for secret in sent_secrets:
         value = secret.strip()
@@ -228,7 +191,7 @@ def assert_openai_error(
 def assert_server_refusal(door: LocalServer, answer: Answer, sent_secrets: Iterable[str]) -> None:
     """`http.server` refused before the gateway: a 4xx page, the connection closed, no echo,
     and the door still serves the next request."""
-    assert answer.status in SERVER_REFUSALS, (answer.status, answer.raw[:300])
+    assert answer.status in SERVER_REFUSALS, (answer.status, answer.head[:300])
     assert answer.headers.get("connection", "").lower() == "close"
     assert_not_echoed(answer, sent_secrets)
     assert_door_serves(door)
