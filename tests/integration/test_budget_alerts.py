@@ -169,6 +169,51 @@ def test_a_key_without_thresholds_or_budget_is_never_announced(
     assert bus(free_record.key_id, count=1, timeout=0.1) == []
 
 
+class LimitsReads:
+    """Counts the GetItem calls a gateway's DynamoDB client makes on the limits table (the
+    budget-alert read of the key's month item; admission writes, it does not read)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.count = 0
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == self.table:
+            self.count += 1
+
+
+def test_only_the_write_that_reaches_a_threshold_is_followed_by_a_read(
+    start_gateway, settings, dynamodb, new_key, request_cost, bus, usage_items
+) -> None:
+    # GIVEN a gateway whose reads of the limits table are counted, and a key whose budget is
+    # four requests, alerted at 50%
+    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+    reads = LimitsReads(settings.limits_table)
+    dynamo.client.meta.events.register("provide-client-params.dynamodb.GetItem", reads)
+    door = start_gateway(
+        dynamo=dynamo,
+        budget_alert_events="eventbridge",
+        events_endpoint_url=dynamodb.endpoint_url,
+        stage=STAGE,
+    )
+    secret, record = new_key(monthly_budget_usd=request_cost * 4, alert_at=(50,))
+
+    # WHEN it spends a quarter, THEN the usage write alone ran: it said it reached nothing
+    assert chat(door.url, secret).status_code == 200
+    usage_items(record.key_id, count=1)
+    assert reads.count == 0
+    # WHEN it spends half, THEN that write reached 50%: one read, one claim, one event
+    assert chat(door.url, secret).status_code == 200
+    assert pcts(bus(record.key_id, count=1)) == [50]
+    assert reads.count == 1
+    # WHEN it spends the rest, THEN nothing is left to announce and nothing more is read
+    for _ in range(2):
+        assert chat(door.url, secret).status_code == 200
+    usage_items(record.key_id, count=4)
+    assert reads.count == 1
+    assert pcts(bus(record.key_id, count=2, timeout=0.5)) == [50]
+
+
 class LoseFirstTransactAnswer:
     """The first TransactWriteItems commits in DynamoDB, then its answer is lost (a read
     timeout), as a network fault would: the ledger retries a write that already landed."""

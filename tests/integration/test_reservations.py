@@ -16,7 +16,7 @@ import pytest
 
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
-from mantle_gateway.store.ledger import ALREADY_PRESENT, WRITTEN, Ledger
+from mantle_gateway.store.ledger import ALREADY_PRESENT, REACHED, WRITTEN, Ledger
 from mantle_gateway.store.limits import Ask, Hold, LimitsStore, Reservation, holds_in
 from mantle_gateway.usage import TokenCounts, UsageRecord
 
@@ -213,3 +213,63 @@ def test_a_settle_whose_hold_is_gone_and_window_moved_still_bills_exactly(
     item = limits.item(key_id, MONTH)
     assert (item["committed_usd"], item["spent_usd"]) == (Decimal("0.2"), Decimal("0.2"))
     assert item["window_tokens"] == 7, "the settle did not touch the newer window"
+
+
+def test_a_watched_amount_is_reported_by_the_write_that_reaches_it_and_by_no_other(
+    limits: LimitsStore, ledger: Ledger, key_id: str
+) -> None:
+    """Budget alerts ask the ledger to watch the next threshold's amount: the write that takes
+    the spend to it says so (REACHED), every other write says WRITTEN and bills the same."""
+    watch = Decimal("0.5")
+    outcomes = []
+    for n, cost in enumerate(("0.2", "0.2", "0.2", "0.05")):
+        admitted = limits.admit(budget_ask(key_id, f"w{n}"))
+        outcomes.append(
+            ledger.write_item(
+                bill(key_id, f"w{n}", cost=cost).item(), admitted.reservation, watch=watch
+            )
+        )
+    # 0 → 0.2 → 0.4 stay under 0.5; 0.4 → 0.6 reaches it; 0.6 → 0.65 was at it already
+    assert outcomes == [WRITTEN, WRITTEN, REACHED, REACHED]
+    state = counters(limits, key_id)
+    assert (state["spent"], state["committed"], state["holds"]) == (Decimal("0.65"),) * 2 + ([],)
+
+    # A write whose cost alone reaches the amount is known to reach it without asking
+    admitted = limits.admit(budget_ask(key_id, "big"))
+    item = bill(key_id, "big", cost="0.3").item()
+    assert ledger.write_item(item, admitted.reservation, watch=Decimal("0.3")) == REACHED
+    # AND writing it again is already present (whether it reached is the caller's to check)
+    assert ledger.write_item(item, admitted.reservation, watch=Decimal(5)) == ALREADY_PRESENT
+    assert counters(limits, key_id)["spent"] == Decimal("0.95")
+
+
+def test_a_watched_write_whose_settle_also_fails_reshapes_and_bills_exactly(
+    limits: LimitsStore, ledger: Ledger, key_id: str
+) -> None:
+    """The watch, the hold and the window conditions all fail on one write: it is sent again
+    without the watch, then reshaped as before, and bills once."""
+    ask = Ask(
+        key_id,
+        MONTH,
+        MINUTE,
+        tpm=1000,
+        budget=Decimal("1"),
+        amount=Decimal("0.3"),
+        tokens=40,
+        request_id="gone",
+        expires=Decimal(int(MINUTE.timestamp()) + HOLD_SECONDS),
+    )
+    admitted = limits.admit(ask)
+    later = NEXT_MINUTE + timedelta(seconds=HOLD_SECONDS)
+    swept = limits.admit(
+        Ask(key_id, MONTH, later, tpm=1000, budget=Decimal("1"), tokens=7, request_id="n")
+    )
+    limits.sweep(key_id, MONTH, swept.expired)
+    assert ledger.write_item(bill(key_id, "before", cost="0.1").item()) == WRITTEN
+    item = bill(key_id, "gone", tokens=10, cost="0.2").item()
+
+    assert ledger.write_item(item, admitted.reservation, watch=Decimal("0.25")) == REACHED
+
+    state = limits.item(key_id, MONTH)
+    assert (state["committed_usd"], state["spent_usd"]) == (Decimal("0.3"), Decimal("0.3"))
+    assert state["window_tokens"] == 7, "the settle did not touch the newer window"

@@ -4,10 +4,12 @@ Exactly once per key, month and threshold, across any number of Lambda instances
 requests, ledger retries and `usage replay`, by DynamoDB's conditional writes rather than by any
 process's memory (docs/decisions/0010-budget-alerts.md):
 
-1. After the ledger has written a usage item (or found it written before: a retried
-   transaction that had landed, or a replayed item), read the key's month item, strongly
-   consistent: `spent_usd` now includes this request, and the marks say which thresholds were
-   announced (`store/alerts.py`).
+1. The ledger's write itself tells whether it made the key's month spend reach the lowest
+   threshold this process does not know announced: its update is conditional on the spend
+   staying below it (`Ledger.write_item(watch=…)`). Only then (or when the write found its item
+   written before: a retried transaction that had landed, or a replayed item) read the key's
+   month item, strongly consistent: `spent_usd` now includes this request, and the marks say
+   which thresholds were announced (`store/alerts.py`).
 2. For each threshold the spend has reached and nobody announced: claim it with a conditional
    write (`spent_usd >= amount`, no mark yet). One process wins; the others see the mark.
 3. The winner sends the event (EventBridge, or one JSON log line locally), then marks it sent.
@@ -15,9 +17,12 @@ process's memory (docs/decisions/0010-budget-alerts.md):
    (the next request of the key, or `usage replay` of the `budget_alert_failed` line) takes over
    once the lease has passed, and sends.
 
-This runs after the client has its last byte, like the ledger write, and costs one read per
-billed request of a key with a budget and thresholds not all announced this month (this
-process remembers the months whose thresholds are all sent, so those cost nothing).
+This runs after the client has its last byte, like the ledger write. The common write reaches
+no threshold and costs nothing more; a write that reaches one costs the cancelled transaction,
+its retry, the read and the claim. Why no crossing is missed: the write W that takes the spend
+from under a threshold's amount A to A or more watched an amount no higher than A (a threshold
+is remembered as sent only once a read showed it sent, and nobody can send it before the spend
+reached A), so W's condition "spend before + cost < watched" was false and W checks.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mantle_gateway.observability import logger, metric
+from mantle_gateway.store.ledger import ALREADY_PRESENT, FAILED, REACHED
 
 if TYPE_CHECKING:
     from mantle_gateway.store.alerts import AlertState
     from mantle_gateway.store.keys import KeyRecord
     from mantle_gateway.store.ledger import Ledger
+    from mantle_gateway.store.limits import Reservation
     from mantle_gateway.usage import UsageRecord
 
 SOURCE = "mantle-gateway"
@@ -93,15 +100,33 @@ class BudgetAlerts:
             self._failed(key_id, month, None, exc)
             return 0
 
-    def _check(self, key_id: str, month: str) -> int:
-        key = self._keys(key_id)
+    def watch(self, key_id: str, month: str) -> Decimal | None:
+        """The spend at which the key's month needs a check: the amount of its lowest threshold
+        not known sent; None when it has nothing left to announce. Never raises: 0 (check after
+        every write) when the key cannot be judged."""
+        try:
+            key = self._keys(key_id)
+            left = self._left(key, month)
+        except Exception:
+            return Decimal(0)
+        if key is None or not left or key.monthly_budget_usd is None:
+            return None
+        return key.monthly_budget_usd * left[0] / 100
+
+    def _left(self, key: KeyRecord | None, month: str) -> list[int]:
+        """The key's thresholds not known sent this month, ascending ([] without a budget)."""
         budget = key.monthly_budget_usd if key is not None else None
         if key is None or budget is None or budget <= 0:
-            return 0
+            return []
         thresholds = key.alert_at if key.alert_at is not None else self._default
-        done = self._done.get((key_id, month), frozenset())
-        if done.issuperset(thresholds):
+        return sorted(set(thresholds) - self._done.get((key.key_id, month), frozenset()))
+
+    def _check(self, key_id: str, month: str) -> int:
+        key = self._keys(key_id)
+        if key is None or not self._left(key, month) or key.monthly_budget_usd is None:
             return 0
+        budget = key.monthly_budget_usd
+        thresholds = key.alert_at if key.alert_at is not None else self._default
         state = self._store.state(key_id, month, thresholds)
         sent = set(state.sent)
         for pct in sorted(set(thresholds) - sent):
@@ -191,9 +216,9 @@ def _usd(value: Decimal) -> str:
 
 
 class AlertingLedger:
-    """The ledger, followed by the budget check for each usage item it wrote (or found written
-    before: a retried transaction that had landed counts the same), so the pipeline and the
-    meter stay as they are."""
+    """The ledger, followed by the budget check for each usage item whose write reached a
+    threshold's amount (or found the item written before: a retried transaction that had
+    landed may have reached one), so the pipeline and the meter stay as they are."""
 
     def __init__(self, ledger: Ledger, alerts: BudgetAlerts) -> None:
         self._ledger = ledger
@@ -204,8 +229,9 @@ class AlertingLedger:
         (which checks the thresholds again when it writes it)."""
         self._ledger.log_unwritten(record, *args, **kwargs)
 
-    def record(self, record: UsageRecord, *args: Any, **kwargs: Any) -> bool:
-        written = bool(self._ledger.record(record, *args, **kwargs))
-        if written:
+    def record(self, record: UsageRecord, reservation: Reservation | None = None) -> bool:
+        watch = self._alerts.watch(record.key_id, record.month)
+        outcome = self._ledger.write_item(record.item(), reservation, watch=watch)
+        if watch is not None and outcome in (REACHED, ALREADY_PRESENT):
             self._alerts.after_spend(record.key_id, record.month)
-        return written
+        return outcome != FAILED

@@ -10,6 +10,12 @@ spend counter exactly. Which of those the month item still holds is a condition 
 a transaction cancelled by that condition (told apart from "already written" by its per-action
 reasons) is sent again in the shape the item it found calls for.
 
+A caller may name an amount of spend to `watch` (budget alerts: the lowest threshold not yet
+announced): the month item's update then also holds on the condition that the spend stays below
+it, so the one transaction tells whether this write reached it (`REACHED`) and the common write,
+which reaches nothing, needs no read afterwards. A write whose update is cancelled by that
+condition is sent again without it (the spend is written whatever it reaches).
+
 A write refused by DynamoDB is retried with backoff; if it still fails the whole item (and the
 reservation to settle) goes to one structured log line (`usage_write_failed`) that
 `mantle-gateway usage replay` can write back later. Usage is never silently lost.
@@ -26,12 +32,15 @@ from typing import Any
 
 from mantle_gateway import schema
 from mantle_gateway.observability import logger, metric
-from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError, to_item
+from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError, number, to_item
 from mantle_gateway.store.limits import Reservation, Settle, settle_update
 from mantle_gateway.usage import UsageRecord
 
 FAILED_WRITE_MESSAGE = "usage_write_failed"
 WRITTEN, ALREADY_PRESENT, FAILED = "written", "already_present", "failed"
+REACHED = "reached"
+"""Written now, and the spend this write added to reached the watched amount (or may have: a
+cancellation whose item the ledger could not see counts as reached)."""
 _ZERO = Decimal(0)
 
 
@@ -62,21 +71,35 @@ class Ledger:
         one line `usage replay` writes back (the local door's writer, at shutdown)."""
         _log_failed_write(record.item(), reservation, error)
 
-    def write_item(self, item: Mapping[str, Any], reservation: Reservation | None = None) -> str:
-        """WRITTEN, ALREADY_PRESENT (same request written before) or FAILED (logged for replay).
-        The item's tokens settle the reservation's tokens, its cost the reserved dollars."""
+    def write_item(
+        self,
+        item: Mapping[str, Any],
+        reservation: Reservation | None = None,
+        *,
+        watch: Decimal | None = None,
+    ) -> str:
+        """WRITTEN, REACHED (written, and the month's spend reached `watch`), ALREADY_PRESENT
+        (same request written before: whether it reached `watch` is not known) or FAILED
+        (logged for replay). The item's tokens settle the reservation's tokens, its cost the
+        reserved dollars."""
         settle = Settle.first(reservation)
+        below = None if watch is None else watch - Decimal(str(item["cost_usd"]))
+        reached = below is not None and below <= 0  # certain: nothing to ask DynamoDB
         delay = 0.05
         attempt = 1
         while True:
-            actions = self._actions(item, reservation, settle)
+            actions = self._actions(item, reservation, settle, None if reached else below)
             try:
                 self._transact(actions)
-                return WRITTEN
+                return REACHED if reached else WRITTEN
             except ConditionFailed as exc:
                 if exc.failed[:1] != (False,) or len(exc.failed) < 2:
                     return ALREADY_PRESENT  # the put's condition: this request is written
-                weaker = settle.after(reservation, exc.items[1])
+                found = exc.items[1]
+                if below is not None and not reached and _at_least(found, below):
+                    reached = True  # the settle's own condition, if it failed too, shows next
+                    continue
+                weaker = settle.after(reservation, found)
                 if weaker == settle:  # only an unconditional update is never weaker: it cannot fail
                     raise StoreError("the spend update kept failing its condition") from exc
                 settle = weaker
@@ -92,7 +115,11 @@ class Ledger:
         self._dynamo.call(lambda c: c.transact_write_items(TransactItems=actions))  # type: ignore[arg-type]
 
     def _actions(
-        self, item: Mapping[str, Any], reservation: Reservation | None, settle: Settle
+        self,
+        item: Mapping[str, Any],
+        reservation: Reservation | None,
+        settle: Settle,
+        below: Decimal | None,
     ) -> list[dict[str, Any]]:
         update = settle_update(
             self._limits_table,
@@ -104,6 +131,8 @@ class Ledger:
             tokens=int(item.get("total_tokens", 0)),
         )
         assert update is not None  # a bill always writes the spend
+        if below is not None:
+            update = _staying_below(update, below)
         return [
             {
                 "Put": {
@@ -115,6 +144,27 @@ class Ledger:
             },
             {"Update": update},
         ]
+
+
+def _staying_below(update: dict[str, Any], below: Decimal) -> dict[str, Any]:
+    """The month item's update, also conditional on its spend before this write being under
+    `below` (the watched amount minus this write's cost), with the item returned if not."""
+    stays = "(attribute_not_exists(spent_usd) OR spent_usd < :below)"
+    condition = update.get("ConditionExpression")
+    return update | {
+        "ConditionExpression": stays if condition is None else f"{condition} AND {stays}",
+        "ExpressionAttributeValues": update.get("ExpressionAttributeValues", {})
+        | {":below": {"N": number(below)}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def _at_least(found: Mapping[str, Any] | None, below: Decimal) -> bool:
+    """Whether the month item as a cancelled write found it was already at `below` (unknown
+    counts as yes: the caller then checks, which is always safe)."""
+    if found is None:
+        return True
+    return Decimal(str(found.get("spent_usd", 0))) >= below
 
 
 def reservation_log(reservation: Reservation | None) -> dict[str, Any] | None:

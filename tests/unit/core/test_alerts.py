@@ -17,6 +17,7 @@ import pytest
 from mantle_gateway.core.alerts import DETAIL_TYPE, SOURCE, AlertingLedger, BudgetAlerts
 from mantle_gateway.store.alerts import AlertState
 from mantle_gateway.store.keys import KeyRecord
+from mantle_gateway.store.ledger import ALREADY_PRESENT, FAILED, REACHED, WRITTEN
 from mantle_gateway.usage import TokenCounts, UsageRecord
 
 MONTH = "2026-11"
@@ -231,36 +232,89 @@ def test_without_a_sink_the_log_line_is_the_event(marks, now, caplog) -> None:
 
 
 class Ledger:
-    def __init__(self, answer: bool) -> None:
-        self.answer = answer
+    """`store.ledger.Ledger.write_item` answering a set outcome, keeping what it was asked."""
+
+    def __init__(self, outcome: str) -> None:
+        self.outcome = outcome
         self.calls: list[tuple[Any, ...]] = []
 
-    def record(self, record: UsageRecord, *args: Any, **kwargs: Any) -> bool:
-        self.calls.append((record, args, kwargs))
-        return self.answer
+    def write_item(self, item: Any, reservation: Any = None, *, watch: Any = None) -> str:
+        self.calls.append((item, reservation, watch))
+        return self.outcome
 
 
-@pytest.mark.parametrize("written", [True, False])
-def test_the_ledger_is_followed_by_a_check_only_when_the_item_is_in_the_table(
-    marks, sink, now, written
+RECORD = UsageRecord(
+    request_id="r1",
+    timestamp="2026-12-01T00:00:00.000000Z",
+    key_id="key_a",
+    model="m",
+    tokens=TokenCounts(1, 1),
+    cost_usd=Decimal(1),
+    status="ok",
+    latency_ms=1,
+    door="local",
+    stream=False,
+)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "checked"),
+    [(REACHED, True), (ALREADY_PRESENT, True), (WRITTEN, False), (FAILED, False)],
+)
+def test_the_ledger_is_followed_by_a_check_only_when_its_write_may_have_reached_a_threshold(
+    marks, sink, now, outcome, checked
 ) -> None:
     marks.item("key_a", "2026-12").spent = Decimal(5)
-    inner = Ledger(written)
+    inner = Ledger(outcome)
     ledger = AlertingLedger(inner, alerts_for(marks, sink, now))
-    record = UsageRecord(
-        request_id="r1",
-        timestamp="2026-12-01T00:00:00.000000Z",
-        key_id="key_a",
-        model="m",
-        tokens=TokenCounts(1, 1),
-        cost_usd=Decimal(1),
-        status="ok",
-        latency_ms=1,
-        door="local",
-        stream=False,
+
+    assert ledger.record(RECORD, None) is (outcome != FAILED)
+
+    # THEN the write watched the lowest threshold's amount (50% of 10 USD) …
+    assert inner.calls == [(RECORD.item(), None, Decimal(5))]
+    # … and the month item was read (and 50% announced) only when the write said it may
+    assert marks.reads == (1 if checked else 0)
+    assert sink.pcts() == ([50] if checked else [])
+
+
+def test_the_watched_amount_moves_up_as_thresholds_are_announced_and_ends_with_them(
+    marks, sink, now
+) -> None:
+    alerts = alerts_for(marks, sink, now)
+    assert alerts.watch("key_a", MONTH) == Decimal(5)
+
+    marks.item("key_a").spent = Decimal("8.5")
+    assert alerts.after_spend("key_a", MONTH) == 2
+    assert alerts.watch("key_a", MONTH) == Decimal(10)
+
+    marks.item("key_a").spent = Decimal(10)
+    assert alerts.after_spend("key_a", MONTH) == 1
+    assert alerts.watch("key_a", MONTH) is None  # all announced: the ledger asks nothing
+    assert alerts.watch("key_a", "2026-12") == Decimal(5)  # a new month re-arms them
+
+
+def test_keys_without_a_budget_or_thresholds_are_not_watched(marks, sink, now) -> None:
+    unbudgeted = KeyRecord(key_id="key_u", digest="u" * 64, name="u")
+    silent = KeyRecord(
+        key_id="key_s",
+        digest="s" * 64,
+        name="s",
+        monthly_budget_usd=Decimal(10),
+        alert_at=(),
+    )
+    alerts = alerts_for(marks, sink, now, unbudgeted, silent)
+
+    assert alerts.watch("key_u", MONTH) is None
+    assert alerts.watch("key_s", MONTH) is None
+    assert alerts.watch("key_unknown", MONTH) is None
+
+
+def test_a_key_that_cannot_be_judged_is_checked_after_every_write(marks, sink, now) -> None:
+    def broken(_key_id: str) -> KeyRecord | None:
+        raise RuntimeError("cache broken")
+
+    alerts = BudgetAlerts(
+        store=marks, keys=broken, sink=sink, thresholds=(50,), stage="prod", clock=lambda: now[0]
     )
 
-    assert ledger.record(record, Decimal(2), charge_window=True) is written
-
-    assert inner.calls == [(record, (Decimal(2),), {"charge_window": True})]
-    assert sink.pcts() == ([50] if written else [])
+    assert alerts.watch("key_a", MONTH) == Decimal(0)
