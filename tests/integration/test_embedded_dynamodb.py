@@ -183,3 +183,108 @@ def test_a_transaction_that_passes_applies_every_action(
     assert spend is not None and created is not None
     assert (spend["spent_usd"], spend["requests"]) == (Decimal("1.75"), 4)
     assert (created["spent_usd"], created["requests"]) == (Decimal("0.25"), 1)
+
+
+# -- work kept between calls (moto_fixes: parsed expressions, the DynamoDB app) ----------------
+
+
+@pytest.fixture
+def tokenized(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The update expressions moto tokenizes from now on."""
+    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
+
+    seen: list[str] = []
+    original = ExpressionTokenizer.make_list.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, text: str) -> Any:
+        seen.append(text)
+        return original(cls, text)
+
+    monkeypatch.setattr(ExpressionTokenizer, "make_list", classmethod(counted))
+    return seen
+
+
+def counter_update(
+    settings: Settings, key: str, expression: str, values: dict[str, Any], condition: str = ""
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "TableName": settings.limits_table,
+        "Key": {schema.LIMITS_PK: {"S": key}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeValues": values,
+        "ReturnValues": "ALL_NEW",
+    }
+    if condition:
+        request["ConditionExpression"] = condition
+    return request
+
+
+def test_an_expression_is_parsed_once_and_each_call_still_gets_its_own_values(
+    settings: Settings, dynamo: Dynamo, tokenized: list[str]
+) -> None:
+    # GIVEN one update expression text (unique to this test), with a condition
+    name = "n_" + uuid.uuid4().hex[:8]
+    expression = f"ADD {name} :step SET touched = :at"
+    condition = f"attribute_not_exists({name}) OR {name} < :cap"
+    key = "k-" + uuid.uuid4().hex[:12]
+
+    def update(step: int, at: str, cap: int) -> dict[str, Any]:
+        values = {":step": {"N": str(step)}, ":at": {"S": at}, ":cap": {"N": str(cap)}}
+        answer = dynamo.client.update_item(
+            **counter_update(settings, key, expression, values, condition)
+        )
+        return from_item(answer["Attributes"])
+
+    # WHEN it is sent three times with different values
+    assert (update(5, "first", 100)[name], update(7, "second", 100)["touched"]) == (5, "second")
+    # THEN each call applied its own values, and its own condition's values
+    with pytest.raises(ClientError) as refused:
+        update(1, "third", 12)  # 12 is not above 12
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert update(1, "fourth", 13) == {schema.LIMITS_PK: key, name: 13, "touched": "fourth"}
+    # AND the text was tokenized once, not twice per call (moto parses an update twice)
+    assert tokenized.count(expression) == 1
+
+
+def test_expressions_moto_refuses_are_still_refused_every_time(
+    settings: Settings, dynamo: Dynamo
+) -> None:
+    key = "k-" + uuid.uuid4().hex[:12]
+    one = {":one": {"N": "1"}}
+    for _ in range(2):  # a refused expression is not kept: the second call is judged again
+        # two SET clauses (the check now made once, on the whole expression)
+        with pytest.raises(ClientError) as two_sets:
+            dynamo.client.update_item(
+                **counter_update(settings, key, "SET a = :one SET b = :one", one)
+            )
+        assert two_sets.value.response["Error"]["Code"] == "ValidationException"
+        # an update expression that does not parse
+        with pytest.raises(ClientError) as garbled:
+            dynamo.client.update_item(**counter_update(settings, key, "ADD a :one ==", one))
+        assert garbled.value.response["Error"]["Code"] == "ValidationException"
+    assert "Item" not in dynamo.client.get_item(
+        TableName=settings.limits_table, Key={schema.LIMITS_PK: {"S": key}}
+    )
+
+
+def test_dynamodb_calls_go_straight_to_its_app(
+    settings: Settings, dynamo: Dynamo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's dispatcher looks for the service on every call (listing its package folders);
+    the embedded server finds DynamoDB's app once."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dynamo.client.describe_table(TableName=settings.limits_table)  # found by now
+    looked: list[str] = []
+    original = DomainDispatcherApplication.get_application
+
+    def counted(self: Any, environ: dict[str, Any]) -> Any:
+        looked.append(str(environ.get("PATH_INFO")))
+        return original(self, environ)
+
+    monkeypatch.setattr(DomainDispatcherApplication, "get_application", counted)
+    for _ in range(5):
+        dynamo.client.get_item(
+            TableName=settings.limits_table, Key={schema.LIMITS_PK: {"S": "absent"}}
+        )
+    assert looked == []

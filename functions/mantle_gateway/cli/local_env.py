@@ -62,11 +62,22 @@ class EmbeddedDynamoDB:
     def start(self) -> EmbeddedDynamoDB:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        app = DomainDispatcherApplication(create_backend_app)
+        dispatcher = DomainDispatcherApplication(create_backend_app)
         lock = self._lock
+        dynamodb_app: list[Any] = []
+
+        def app_for(environ: Any, target: str) -> Any:
+            """moto's DynamoDB app for DynamoDB calls, found once: its dispatcher looks for the
+            service again on every call (listing moto's package folders, ~1 ms each)."""
+            if not target.startswith(_DYNAMODB_TARGET):
+                return dispatcher  # moto-api (reset, …), other services the tests use
+            if not dynamodb_app:
+                dynamodb_app.append(dispatcher.get_application(environ))
+            return dynamodb_app[0]
 
         def serialized(environ: Any, start_response: Any) -> Any:
             target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+            app = app_for(environ, target)
             if target.endswith(_READS):
                 with lock.shared():
                     return list(app(environ, start_response))
@@ -164,6 +175,7 @@ class _WSGIHandler(BaseHTTPRequestHandler):
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
 
 
+_DYNAMODB_TARGET = "DynamoDB_20120810."
 _READS = (
     ".GetItem",
     ".BatchGetItem",

@@ -10,21 +10,131 @@
   the items the transaction names are saved and, on failure, put back; moto still runs the
   transaction itself (conditions, cancellation reasons, the one-action-per-item rule).
 
+- Work redone on every call, which made moto the slowest process of `serve` (about 11 ms of
+  CPU per gateway request, for its two DynamoDB calls): an update expression is parsed twice
+  per UpdateItem, the same condition expression is tokenized again on every call, the check
+  that an update has at most one clause of each kind walks the whole expression again from
+  every node (quadratic in its length), each tree walk rebuilds its table of node types at every
+  node, and the handler's method names are listed by `inspect` per call. Each result that
+  depends only on the expression's text (or the class) is kept and reused; values, names and
+  items are still applied on every call, exactly as moto does (docs/decisions/0008).
+
 moto is a development dependency: this module is imported only by `cli/local_env.py`.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import importlib
+from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 
 def apply() -> None:
-    """Install both work-arounds (idempotent)."""
+    """Install every work-around (idempotent)."""
     _plain_number_arithmetic()
     _item_scoped_transactions()
+    _parsed_expressions_kept()
+    _action_counts_checked_once()
+    _node_types_kept()
+    _method_names_kept()
+
+
+def _moto(module: str) -> Any:
+    """A moto module whose parts have no types for mypy (its expression parsers)."""
+    return importlib.import_module("moto." + module)
+
+
+_KEPT = 512
+"""Distinct expressions kept per cache: the gateway sends a few dozen shapes."""
+
+
+def _parsed_expressions_kept() -> None:
+    """An update expression's tree, and a condition expression's tokens, by their text.
+
+    The tree is only read (`find_clauses`) or deep-copied before it is changed (moto's
+    `Validator` copies it and resolves names and values in the copy), so one tree serves every
+    call with the same text; the tokens are immutable tuples, handed out in a fresh deque that
+    the parser may consume. Expressions that do not parse are not kept: each call raises."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    UpdateExpressionParser = _moto("dynamodb.parsing.expressions").UpdateExpressionParser
+    if getattr(UpdateExpressionParser, "_mantle_kept", False):
+        return
+    make = UpdateExpressionParser.make.__func__
+    parsed = functools.lru_cache(maxsize=_KEPT)(functools.partial(make, UpdateExpressionParser))
+    UpdateExpressionParser.make = classmethod(
+        lambda cls, text: parsed(text) if cls is UpdateExpressionParser else make(cls, text)
+    )
+    lex = ConditionExpressionParser._lex_condition_expression
+    tokens: dict[str | None, tuple[Any, ...]] = {}
+
+    def lex_kept(self: Any) -> deque[Any]:
+        text = self.condition_expression
+        kept = tokens.get(text)
+        if kept is None:
+            kept = tuple(lex(self))
+            if len(tokens) < _KEPT:
+                tokens[text] = kept
+        return deque(kept)
+
+    ConditionExpressionParser._lex_condition_expression = lex_kept  # type: ignore[method-assign]
+    UpdateExpressionParser._mantle_kept = True
+
+
+def _action_counts_checked_once() -> None:
+    """ "At most one SET, REMOVE and ADD clause", checked on the whole expression only.
+
+    moto checks it at every UpdateExpression node of the tree, each check walking that node's
+    subtree: every subtree's clauses are the root's too, so the root's check alone refuses the
+    same expressions (when an expression breaks two of the rules, the message may name the
+    other clause)."""
+    UpdateExpression = _moto("dynamodb.parsing.ast_nodes").UpdateExpression
+    ActionCountValidator = _moto("dynamodb.parsing.validators").ActionCountValidator
+
+    if getattr(ActionCountValidator, "_mantle_once", False):
+        return
+    walk = ActionCountValidator.traverse
+
+    def traverse(self: Any, node: Any) -> Any:
+        if isinstance(node, UpdateExpression):
+            return self.verify_action_counts(node)
+        return walk(self, node)
+
+    ActionCountValidator.traverse = traverse
+    ActionCountValidator._mantle_once = True
+
+
+def _node_types_kept() -> None:
+    """A tree walker's node types, computed once per walker instead of at every node."""
+    DepthFirstTraverser = _moto("dynamodb.parsing.ast_nodes").DepthFirstTraverser
+
+    types = DepthFirstTraverser.nodes_to_be_processed
+    if getattr(types, "_mantle_kept", False):
+        return
+
+    def kept(self: Any) -> tuple[type, ...]:
+        found: tuple[type, ...] | None = self.__dict__.get("_mantle_types")
+        if found is None:
+            found = self.__dict__["_mantle_types"] = types(self)
+        return found
+
+    kept._mantle_kept = True  # type: ignore[attr-defined]
+    DepthFirstTraverser.nodes_to_be_processed = kept
+
+
+def _method_names_kept() -> None:
+    """A response class's method names (moto lists them with `inspect` on every call)."""
+    responses = _moto("core.responses")
+    names = responses.method_names_from_class
+    if getattr(names, "_mantle_kept", False):
+        return
+    kept = functools.lru_cache(maxsize=None)(lambda clazz: frozenset(names(clazz)))
+    kept._mantle_kept = True  # type: ignore[attr-defined]
+    responses.method_names_from_class = kept
 
 
 def _plain_number_arithmetic() -> None:
