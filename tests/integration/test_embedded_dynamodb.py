@@ -5,6 +5,8 @@ Costs are counted (stored items deep-copied per transaction), never timed."""
 
 from __future__ import annotations
 
+import http.client
+import socket
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -288,3 +290,63 @@ def test_dynamodb_calls_go_straight_to_its_app(
             TableName=settings.limits_table, Key={schema.LIMITS_PK: {"S": "absent"}}
         )
     assert looked == []
+
+
+# -- the embedded server's own HTTP (local_env._WSGIHandler) -------------------------------------
+
+
+def exchange(endpoint_url: str, raw: bytes) -> list[bytes]:
+    """Send `raw` on one connection; the status lines of the answers, in order."""
+    host, port = endpoint_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(raw)
+        conn.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return [line for line in received.split(b"\r\n") if line.startswith(b"HTTP/1.")]
+
+
+def list_tables(extra: bytes = b"") -> bytes:
+    body = b"{}"
+    return (
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-amz-json-1.0\r\n"
+        b"X-Amz-Target: DynamoDB_20120810.ListTables\r\n"
+        + extra
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+def test_the_embedded_server_keeps_connections_and_refuses_what_is_not_http(dynamodb) -> None:
+    host, port = dynamodb.endpoint_url.removeprefix("http://").split(":")
+    headers = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Target": "DynamoDB_20120810.ListTables",
+    }
+    # Two calls on one connection: both answered on it (keep-alive, as DynamoDB serves botocore)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    statuses, sockets = [], []
+    for _ in range(2):
+        conn.request("POST", "/", body=b"{}", headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        statuses.append(answer.status)
+        sockets.append(conn.sock)
+    conn.close()
+    assert statuses == [200, 200] and sockets[0] is sockets[1]
+    # `Connection: close` ends it after the answer
+    assert exchange(dynamodb.endpoint_url, list_tables(b"Connection: close\r\n")) == [
+        b"HTTP/1.1 200 OK"
+    ]
+    # A field without a colon, a request line that is not HTTP/1.x, too many fields: 400/431
+    assert exchange(dynamodb.endpoint_url, list_tables(b"no colon here\r\n"))[0].startswith(
+        b"HTTP/1.1 400"
+    )
+    assert exchange(dynamodb.endpoint_url, b"POST / HTTP/2.0\r\n\r\n")[0].startswith(
+        b"HTTP/1.1 400"
+    )
+    crowd = b"".join(b"X-Field-%d: 1\r\n" % n for n in range(101))
+    assert exchange(dynamodb.endpoint_url, list_tables(crowd))[0].startswith(b"HTTP/1.1 431")
