@@ -95,6 +95,23 @@ def alerting(start_gateway, dynamodb):
 
 
 @pytest.fixture
+def alerting_with(start_gateway, settings, dynamodb) -> Callable[[str, Any], Any]:
+    """An alerting gateway whose own DynamoDB client has `hook` on botocore's `event`."""
+
+    def start(event: str, hook: Any) -> Any:
+        dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+        dynamo.client.meta.events.register(event, hook)
+        return start_gateway(
+            dynamo=dynamo,
+            budget_alert_events="eventbridge",
+            events_endpoint_url=dynamodb.endpoint_url,
+            stage=STAGE,
+        )
+
+    return start
+
+
+@pytest.fixture
 def request_cost(gateway, new_key, usage_items) -> Decimal:
     """What one `chat()` costs: measured on a key without a budget."""
     secret, record = new_key()
@@ -183,19 +200,12 @@ class LimitsReads:
 
 
 def test_only_the_write_that_reaches_a_threshold_is_followed_by_a_read(
-    start_gateway, settings, dynamodb, new_key, request_cost, bus, usage_items
+    alerting_with, settings, new_key, request_cost, bus, usage_items
 ) -> None:
     # GIVEN a gateway whose reads of the limits table are counted, and a key whose budget is
     # four requests, alerted at 50%
-    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
     reads = LimitsReads(settings.limits_table)
-    dynamo.client.meta.events.register("provide-client-params.dynamodb.GetItem", reads)
-    door = start_gateway(
-        dynamo=dynamo,
-        budget_alert_events="eventbridge",
-        events_endpoint_url=dynamodb.endpoint_url,
-        stage=STAGE,
-    )
+    door = alerting_with("provide-client-params.dynamodb.GetItem", reads)
     secret, record = new_key(monthly_budget_usd=request_cost * 4, alert_at=(50,))
 
     # WHEN it spends a quarter, THEN the usage write alone ran: it said it reached nothing
@@ -228,18 +238,11 @@ class LoseFirstTransactAnswer:
 
 
 def test_a_ledger_retry_of_a_write_that_had_landed_still_announces_once(
-    start_gateway, settings, dynamodb, new_key, request_cost, bus, usage_items
+    alerting_with, settings, dynamo, new_key, request_cost, bus, usage_items
 ) -> None:
     # GIVEN a gateway whose first ledger transaction lands but is answered by a timeout
-    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
     fault = LoseFirstTransactAnswer()
-    dynamo.client.meta.events.register("after-call.dynamodb.TransactWriteItems", fault)
-    door = start_gateway(
-        dynamo=dynamo,
-        budget_alert_events="eventbridge",
-        events_endpoint_url=dynamodb.endpoint_url,
-        stage=STAGE,
-    )
+    door = alerting_with("after-call.dynamodb.TransactWriteItems", fault)
     secret, record = new_key(monthly_budget_usd=request_cost * 2, alert_at=(50,))
 
     # WHEN one request spends half the budget

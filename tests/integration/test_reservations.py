@@ -187,10 +187,9 @@ def test_expired_holds_are_found_and_swept_once_and_late_settles_add_the_full_co
     assert state["holds"] == []
 
 
-def test_a_settle_whose_hold_is_gone_and_window_moved_still_bills_exactly(
-    limits: LimitsStore, ledger: Ledger, key_id: str
-) -> None:
-    """Both conditions of the settle fail: the ledger reshapes twice, then writes."""
+def hold_gone_and_window_moved(limits: LimitsStore, key_id: str) -> Reservation:
+    """A reservation of 0.3 USD and 40 tokens whose hold was swept (it expired) and whose
+    minute window was replaced by a newer one holding 7 tokens: both settle conditions fail."""
     ask = Ask(
         key_id,
         MONTH,
@@ -209,7 +208,15 @@ def test_a_settle_whose_hold_is_gone_and_window_moved_still_bills_exactly(
         Ask(key_id, MONTH, later, tpm=1000, budget=Decimal("1"), tokens=7, request_id="n")
     )
     limits.sweep(key_id, MONTH, swept.expired)
-    assert ledger.record(bill(key_id, "gone", tokens=10, cost="0.2"), admitted.reservation)
+    return admitted.reservation
+
+
+def test_a_settle_whose_hold_is_gone_and_window_moved_still_bills_exactly(
+    limits: LimitsStore, ledger: Ledger, key_id: str
+) -> None:
+    """Both conditions of the settle fail: the ledger reshapes twice, then writes."""
+    reservation = hold_gone_and_window_moved(limits, key_id)
+    assert ledger.record(bill(key_id, "gone", tokens=10, cost="0.2"), reservation)
     item = limits.item(key_id, MONTH)
     assert (item["committed_usd"], item["spent_usd"]) == (Decimal("0.2"), Decimal("0.2"))
     assert item["window_tokens"] == 7, "the settle did not touch the newer window"
@@ -248,27 +255,11 @@ def test_a_watched_write_whose_settle_also_fails_reshapes_and_bills_exactly(
 ) -> None:
     """The watch, the hold and the window conditions all fail on one write: it is sent again
     without the watch, then reshaped as before, and bills once."""
-    ask = Ask(
-        key_id,
-        MONTH,
-        MINUTE,
-        tpm=1000,
-        budget=Decimal("1"),
-        amount=Decimal("0.3"),
-        tokens=40,
-        request_id="gone",
-        expires=Decimal(int(MINUTE.timestamp()) + HOLD_SECONDS),
-    )
-    admitted = limits.admit(ask)
-    later = NEXT_MINUTE + timedelta(seconds=HOLD_SECONDS)
-    swept = limits.admit(
-        Ask(key_id, MONTH, later, tpm=1000, budget=Decimal("1"), tokens=7, request_id="n")
-    )
-    limits.sweep(key_id, MONTH, swept.expired)
+    reservation = hold_gone_and_window_moved(limits, key_id)
     assert ledger.write_item(bill(key_id, "before", cost="0.1").item()) == WRITTEN
     item = bill(key_id, "gone", tokens=10, cost="0.2").item()
 
-    assert ledger.write_item(item, admitted.reservation, watch=Decimal("0.25")) == REACHED
+    assert ledger.write_item(item, reservation, watch=Decimal("0.25")) == REACHED
 
     state = limits.item(key_id, MONTH)
     assert (state["committed_usd"], state["spent_usd"]) == (Decimal("0.3"), Decimal("0.3"))
