@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mantle_gateway.cli import moto_fixes
+from mantle_gateway.messages import normalize_headers
 
 
 class EmbeddedDynamoDB:
@@ -65,16 +66,17 @@ class EmbeddedDynamoDB:
 
         dispatcher = DomainDispatcherApplication(create_backend_app)
         lock = self._lock
-        dynamodb_app: list[Any] = []
+        dynamodb_app: Any = None
 
         def app_for(environ: Any, target: str) -> Any:
             """moto's DynamoDB app for DynamoDB calls, found once: its dispatcher looks for the
             service again on every call (listing moto's package folders, ~1 ms each)."""
+            nonlocal dynamodb_app
             if not target.startswith(_DYNAMODB_TARGET):
                 return dispatcher  # moto-api (reset, …), other services the tests use
-            if not dynamodb_app:
-                dynamodb_app.append(dispatcher.get_application(environ))
-            return dynamodb_app[0]
+            if dynamodb_app is None:
+                dynamodb_app = dispatcher.get_application(environ)
+            return dynamodb_app
 
         def serialized(environ: Any, start_response: Any) -> Any:
             target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
@@ -140,7 +142,7 @@ class _WSGIHandler(BaseHTTPRequestHandler):
             self.send_error(HTTPStatus.BAD_REQUEST, "Bad request line")
             return False
         self.command, self.path, self.request_version = words
-        fields = _Fields()
+        pairs = []
         for _ in range(_MAX_FIELDS):
             line = self.rfile.readline(_MAX_LINE + 1)
             if line in (b"\r\n", b"\n", b""):
@@ -149,19 +151,23 @@ class _WSGIHandler(BaseHTTPRequestHandler):
             if not colon or len(line) > _MAX_LINE:
                 self.send_error(HTTPStatus.BAD_REQUEST, "Bad header line")
                 return False
-            fields.add(name.strip(), value.strip())
+            pairs.append((name.strip(), value.strip()))
         else:
             self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many header lines")
             return False
+        fields = normalize_headers(pairs)
+        if not fields.get("content-length", "0").isdigit():  # repeated, or not a number
+            self.send_error(HTTPStatus.BAD_REQUEST, "Bad Content-Length")
+            return False
         self.headers = fields  # type: ignore[assignment]  # read only as .get() and .items()
-        connection = fields.get("connection").lower()
+        connection = fields.get("connection", "").lower()
         self.close_connection = connection == "close" or (
             self.request_version == "HTTP/1.0" and connection != "keep-alive"
         )
         return True
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
         path, _, query = self.path.partition("?")
         host, port = self.server.server_address[:2]
         environ: dict[str, Any] = {
@@ -172,7 +178,7 @@ class _WSGIHandler(BaseHTTPRequestHandler):
             "SERVER_PORT": str(port),
             "SERVER_PROTOCOL": self.request_version,
             "REMOTE_ADDR": self.client_address[0],
-            "CONTENT_TYPE": self.headers.get("content-type") or "",
+            "CONTENT_TYPE": self.headers.get("content-type", ""),
             "CONTENT_LENGTH": str(len(body)),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
@@ -182,9 +188,8 @@ class _WSGIHandler(BaseHTTPRequestHandler):
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
         }
-        for name, value in self.headers.items():
-            key = "HTTP_" + name.upper().replace("-", "_")
-            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        for name, value in self.headers.items():  # repeats already joined
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
         answer: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], _exc: Any = None) -> Any:
@@ -210,24 +215,6 @@ class _WSGIHandler(BaseHTTPRequestHandler):
 
 _MAX_FIELDS = 100
 _MAX_LINE = 65536
-
-
-class _Fields:
-    """Header fields as `_WSGIHandler` reads them: in order, and the first of a name by name."""
-
-    def __init__(self) -> None:
-        self._fields: list[tuple[str, str]] = []
-        self._first: dict[str, str] = {}
-
-    def add(self, name: str, value: str) -> None:
-        self._fields.append((name, value))
-        self._first.setdefault(name.lower(), value)
-
-    def get(self, name: str) -> str:
-        return self._first.get(name.lower(), "")
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._fields)
 
 
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})

@@ -105,28 +105,32 @@ class BudgetAlerts:
         not known sent; None when it has nothing left to announce. Never raises: 0 (check after
         every write) when the key cannot be judged."""
         try:
-            key = self._keys(key_id)
-            left = self._left(key, month)
+            alerted = self._alerted(self._keys(key_id), month)
         except Exception:
             return Decimal(0)
-        if key is None or not left or key.monthly_budget_usd is None:
+        if alerted is None:
             return None
-        return key.monthly_budget_usd * left[0] / 100
+        budget, _, lowest = alerted
+        return budget * lowest / 100
 
-    def _left(self, key: KeyRecord | None, month: str) -> list[int]:
-        """The key's thresholds not known sent this month, ascending ([] without a budget)."""
+    def _alerted(
+        self, key: KeyRecord | None, month: str
+    ) -> tuple[Decimal, tuple[int, ...], int] | None:
+        """The key's budget, its thresholds, and the lowest of them not known sent this month;
+        None when the key has no budget, no thresholds, or all of them are known sent."""
         budget = key.monthly_budget_usd if key is not None else None
         if key is None or budget is None or budget <= 0:
-            return []
+            return None
         thresholds = key.alert_at if key.alert_at is not None else self._default
-        return sorted(set(thresholds) - self._done.get((key.key_id, month), frozenset()))
+        unsent = set(thresholds) - self._done.get((key.key_id, month), frozenset())
+        return (budget, thresholds, min(unsent)) if unsent else None
 
     def _check(self, key_id: str, month: str) -> int:
         key = self._keys(key_id)
-        if key is None or not self._left(key, month) or key.monthly_budget_usd is None:
+        alerted = self._alerted(key, month)
+        if key is None or alerted is None:
             return 0
-        budget = key.monthly_budget_usd
-        thresholds = key.alert_at if key.alert_at is not None else self._default
+        budget, thresholds, _ = alerted
         state = self._store.state(key_id, month, thresholds)
         sent = set(state.sent)
         for pct in sorted(set(thresholds) - sent):
