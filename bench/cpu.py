@@ -4,7 +4,7 @@ The real `Gateway` runs in this process with in-memory stores (`bench.fakes`) an
 `httpx.MockTransport` upstream, so `time.process_time()` around `handle()` + reading the body +
 `close()` is the core's own work: routing, body parse, key check, SigV4 signing, the httpx
 client, JSON usage extraction, the usage record and its cost. Not included: the door's HTTP
-parsing and writing, real sockets, and botocore's (de)serialization of the DynamoDB calls (the
+parsing and writing, real sockets, and the DynamoDB calls' JSON, signing and HTTP (the
 live measure in `bench.latency` reports the gateway process's whole CPU per request).
 """
 

@@ -435,25 +435,26 @@ def _notes(m: Measured) -> list[str]:
         "would bill it for idleness. The admission probe (first row, 1 caller) is paced the "
         "same way.",
         "Targets: added p50 ≤ the DynamoDB round trips the gateway waited on before its "
-        "upstream call + 2 ms. That wait is timed inside the gateway (from the botocore "
-        "call's start to its parsed answer, per request, p50) in the same run and under the "
+        "upstream call + 2 ms. That wait is timed inside the gateway (on the wire: from "
+        "sending the DynamoDB request to having its whole answer, per request, p50) in the "
+        "same run and under the "
         "same load, because under load moto's answer time depends on what else it serves: "
         "at c=1 it matches the "
         "independent probe of the same UpdateItem (first row) within a fraction of a "
         "millisecond; at c>1 moto also queues the other requests' usage transactions, which "
         "the probe does not see. The gateway_share row shows the result against the probe too.",
         "The gateway's own share is an upper bound here: right after each answer the gateway "
-        "writes usage (botocore, then moto), which competes with the reading client for the "
-        "same 2 cores. Back to back, that write runs beside the next request (the local door "
-        "writes usage in the background), and the next request's admission waits on moto "
-        "behind it: that wait is in the row's DynamoDB wait.",
+        "writes usage (its DynamoDB client, then moto), which competes with the reading "
+        "client for the same 2 cores. Back to back, that write runs beside the next request "
+        "(the local door writes usage in the background), and the next request's admission "
+        "waits on moto behind it: that wait is in the row's DynamoDB wait.",
         f"At c={c} all four processes share 2 cores and moto runs every DynamoDB call under "
         "one GIL and runs its writes one at a time, so the latencies are moto's queue. "
         "DynamoDB is emptied before each measure, so each starts from the same state; a "
         "usage write's cost no longer grows with the items stored (the stored-usage row).",
         "In-process CPU: the real Gateway with in-memory stores and an httpx MockTransport "
         "upstream; includes routing, parsing, SigV4, httpx, usage and cost, excludes the door "
-        "and botocore's DynamoDB (de)serialization (both in the 'through the door' row).",
+        "and the DynamoDB calls' JSON, signing and HTTP (both in the 'through the door' row).",
         "Cold imports run in a fresh interpreter here (CPython "
         f"{sys.version_info.major}.{sys.version_info.minor}, {platform.machine()}; the bundle "
         "rows on the version they name); Lambda runs 3.13 on arm64. The bundle's wheels are "

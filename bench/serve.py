@@ -76,8 +76,11 @@ def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
         }
     )
     log = CallLog()
-    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
-    log.watch(dynamo)
+    dynamo = Dynamo(
+        region=settings.region,
+        endpoint_url=settings.dynamodb_endpoint_url,
+        transport=log.transport(),
+    )
     credentials = static_credentials(SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY)
     gateway, usage_writer = wiring.build_local(
         settings, credentials=log.marking(credentials), dynamo=dynamo

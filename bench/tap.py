@@ -1,9 +1,8 @@
 """What the bench adds inside the gateway's process, without touching the core.
 
 - `CallLog`: ordered marks — `request` (the door handed a request to the core), `dynamodb <Op>`
-  (botocore hooks on the gateway's own DynamoDB client, with the call's whole duration as its
-  caller waits on it: from `provide-client-params`, before the request is built, to
-  `after-call`, once the answer is parsed), `upstream` (the SigV4 credentials were asked for,
+  (the transport under the gateway's DynamoDB calls, with each call's time on the wire: from
+  sending the request to having the whole answer), `upstream` (the SigV4 credentials were asked for,
   which the signer does right before the upstream call), `returned` (the core handed the
   answer back to the door) and `closed` (the door closes the answer, after its last byte
   went to the socket). Counting DynamoDB calls between those marks splits them into
@@ -25,6 +24,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import httpx
+
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from mantle_gateway.core.pipeline import Gateway
     from mantle_gateway.errors import GatewayError
     from mantle_gateway.store.background_ledger import BackgroundLedger
-    from mantle_gateway.store.dynamo import Dynamo
 
 ADMIN_PREFIX = "/__bench/"
 REQUEST_ID_HEADER = "x-gateway-request-id"
@@ -61,21 +61,11 @@ class CallLog:
             marks, self._marks = self._marks, []
         return marks
 
-    def watch(self, dynamo: Dynamo) -> None:
-        """Mark every API call the gateway's DynamoDB client makes, with how long its caller
-        waited: building and signing the request, the HTTP round trip, parsing the answer —
-        what the bench's probe of the same call times from outside."""
-
-        def before_call(model: Any, **_: Any) -> None:
-            self._open.call = (self.mark("dynamodb", str(model.name)), time.perf_counter())
-
-        def after_call(**_: Any) -> None:
-            entry, started = self._open.call
-            entry[2] = (time.perf_counter() - started) * 1000.0
-
-        events = dynamo.client.meta.events
-        events.register("provide-client-params.dynamodb.*", before_call)
-        events.register("after-call.dynamodb.*", after_call)
+    def transport(self) -> httpx.BaseTransport:
+        """A transport for the gateway's DynamoDB calls (`Dynamo(transport=…)`) that marks each
+        with how long it took on the wire: from sending the request to having the whole answer.
+        Building and signing the request (`store.wire`, ~0.1 ms) happen before, outside it."""
+        return _MarkedDynamoDB(self)
 
     def marking(
         self, credentials: Callable[[], ReadOnlyCredentials | None]
@@ -87,6 +77,24 @@ class CallLog:
             return credentials()
 
         return current
+
+
+class _MarkedDynamoDB(httpx.BaseTransport):
+    def __init__(self, log: CallLog) -> None:
+        self._log = log
+        self._inner = httpx.HTTPTransport(
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        entry = self._log.mark("dynamodb", request.headers["x-amz-target"].rpartition(".")[2])
+        started = time.perf_counter()
+        try:
+            response = self._inner.handle_request(request)
+            response.read()
+        finally:
+            entry[2] = (time.perf_counter() - started) * 1000.0
+        return response
 
 
 class _Pending:

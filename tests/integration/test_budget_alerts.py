@@ -31,13 +31,12 @@ import boto3
 import httpx
 import openai
 import pytest
-from botocore.exceptions import ReadTimeoutError
 
 from mantle_gateway.core.alerts import DETAIL_TYPE, SOURCE
 from mantle_gateway.observability import logger
-from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.ledger import json_safe
 from mantle_gateway.store.limits import LimitsStore
+from tests.support.dynamo_faults import DynamoTap, refusing, tapped
 from tests.support.serve_processes import Instance, serve_processes
 
 COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
@@ -94,13 +93,19 @@ def alerting(start_gateway, dynamodb):
     )
 
 
-@pytest.fixture
-def alerting_with(start_gateway, settings, dynamodb) -> Callable[[str, Any], Any]:
-    """An alerting gateway whose own DynamoDB client has `hook` on botocore's `event`."""
+Fit = Callable[[DynamoTap], None]
+"""Sets a test's hooks on a gateway's DynamoDB tap."""
 
-    def start(event: str, hook: Any) -> Any:
-        dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
-        dynamo.client.meta.events.register(event, hook)
+
+@pytest.fixture
+def alerting_with(
+    start_gateway, settings, dynamodb
+) -> Callable[[Callable[[DynamoTap], None]], Any]:
+    """An alerting gateway whose DynamoDB calls pass a tap that `fit` sets up."""
+
+    def start(fit: Fit) -> Any:
+        dynamo, tap = tapped(settings)
+        fit(tap)
         return start_gateway(
             dynamo=dynamo,
             budget_alert_events="eventbridge",
@@ -194,7 +199,7 @@ class LimitsReads:
         self.table = table
         self.count = 0
 
-    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+    def __call__(self, params: dict[str, Any], request: httpx.Request) -> None:
         if params.get("TableName") == self.table:
             self.count += 1
 
@@ -205,7 +210,7 @@ def test_only_the_write_that_reaches_a_threshold_is_followed_by_a_read(
     # GIVEN a gateway whose reads of the limits table are counted, and a key whose budget is
     # four requests, alerted at 50%
     reads = LimitsReads(settings.limits_table)
-    door = alerting_with("provide-client-params.dynamodb.GetItem", reads)
+    door = alerting_with(lambda tap: tap.before("GetItem", reads))
     secret, record = new_key(monthly_budget_usd=request_cost * 4, alert_at=(50,))
 
     # WHEN it spends a quarter, THEN the usage write alone ran: it said it reached nothing
@@ -231,10 +236,10 @@ class LoseFirstTransactAnswer:
     def __init__(self) -> None:
         self.lost = 0
 
-    def __call__(self, **_: Any) -> None:
+    def __call__(self, params: dict[str, Any], response: httpx.Response) -> None:
         if self.lost == 0:
             self.lost += 1
-            raise ReadTimeoutError(endpoint_url="dynamodb (injected)")
+            raise httpx.ReadTimeout("injected: the answer was lost")
 
 
 def test_a_ledger_retry_of_a_write_that_had_landed_still_announces_once(
@@ -242,7 +247,7 @@ def test_a_ledger_retry_of_a_write_that_had_landed_still_announces_once(
 ) -> None:
     # GIVEN a gateway whose first ledger transaction lands but is answered by a timeout
     fault = LoseFirstTransactAnswer()
-    door = alerting_with("after-call.dynamodb.TransactWriteItems", fault)
+    door = alerting_with(lambda tap: tap.after("TransactWriteItems", fault))
     secret, record = new_key(monthly_budget_usd=request_cost * 2, alert_at=(50,))
 
     # WHEN one request spends half the budget
@@ -304,23 +309,12 @@ def test_replaying_an_item_already_written_announces_nothing_again(
     assert pcts(bus(record.key_id, count=2, timeout=0.5)) == [50]
 
 
-def refuse_transactions(**_: Any) -> tuple[Any, dict[str, Any]]:
-    """Every TransactWriteItems refused with throttling, as DynamoDB would."""
-    error = {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}
-    return type("Answer", (), {"status_code": 400})(), {
-        "Error": error,
-        "ResponseMetadata": {"HTTPStatusCode": 400},
-    }
-
-
 def test_replaying_a_write_that_failed_announces_its_crossing_once(
     start_gateway, settings, dynamodb, new_key, request_cost, bus, replay_env, tmp_path
 ) -> None:
     # GIVEN a gateway whose usage writes DynamoDB refuses, logging to a file
-    failing = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
-    failing.client.meta.events.register(
-        "before-call.dynamodb.TransactWriteItems", refuse_transactions
-    )
+    failing, tap = tapped(settings)
+    tap.before("TransactWriteItems", refusing())
     door = start_gateway(
         dynamo=failing,
         budget_alert_events="eventbridge",

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -32,6 +31,7 @@ from mantle_gateway import simulator
 from mantle_gateway.observability import logger
 from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.limits import LimitsStore
+from tests.support.dynamo_faults import DynamoTap, refusing, tapped
 from tests.support.lambda_door import LambdaContext, function_url_event, invoke
 
 MODEL = "openai.gpt-oss-120b"
@@ -158,31 +158,20 @@ def test_deadline_before_the_first_byte_answers_504_and_bills_nothing(
 # -- nothing secret in any log ---------------------------------------------------------------
 
 
-def refuse_transactions(**_: Any) -> tuple[Any, dict[str, Any]]:
-    """Short-circuit every TransactWriteItems with a throttling error, as DynamoDB would."""
-    error = {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}
-    return SimpleNamespace(status_code=400), {
-        "Error": error,
-        "ResponseMetadata": {"HTTPStatusCode": 400},
-    }
-
-
-def explode(**_: Any) -> None:
-    """A failure no store code expects (not a botocore error): the gateway's last resort."""
+def explode(params: dict[str, Any], request: httpx.Request) -> None:
+    """A failure no store code expects (not a DynamoDB error): the gateway's last resort."""
     raise RuntimeError("injected: the limit store exploded")
 
 
-def recording_dynamo(settings, authorizations: list[str]) -> Dynamo:
-    """A Dynamo whose client notes the Authorization header of every request it signs."""
-    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+def recording_dynamo(settings, authorizations: list[str]) -> tuple[Dynamo, DynamoTap]:
+    """A Dynamo whose stores' requests have their Authorization header noted."""
+    dynamo, tap = tapped(settings)
 
-    def remember(request: Any, **_: Any) -> None:
-        value = request.headers.get("Authorization")
-        if value:
-            authorizations.append(value.decode() if isinstance(value, bytes) else str(value))
+    def remember(params: dict[str, Any], request: httpx.Request) -> None:
+        authorizations.append(request.headers.get("authorization", ""))
 
-    dynamo.client.meta.events.register("before-send.dynamodb", remember)
-    return dynamo
+    tap.before("*", remember)
+    return dynamo, tap
 
 
 class EverythingFormatter(logging.Formatter):
@@ -233,13 +222,11 @@ def test_no_key_aws_secret_or_authorization_value_reaches_any_log(
     env_secret = "envSecret/" + secrets.token_urlsafe(24)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", env_secret)
     dynamo_authorizations: list[str] = []
-    healthy = recording_dynamo(settings, dynamo_authorizations)
-    failing = recording_dynamo(settings, dynamo_authorizations)
-    failing.client.meta.events.register(
-        "before-call.dynamodb.TransactWriteItems", refuse_transactions
-    )
-    exploding = recording_dynamo(settings, dynamo_authorizations)
-    exploding.client.meta.events.register("before-call.dynamodb.UpdateItem", explode)
+    healthy, _ = recording_dynamo(settings, dynamo_authorizations)
+    failing, failing_tap = recording_dynamo(settings, dynamo_authorizations)
+    failing_tap.before("TransactWriteItems", refusing())
+    exploding, exploding_tap = recording_dynamo(settings, dynamo_authorizations)
+    exploding_tap.before("UpdateItem", explode)
     door = start_gateway(dynamo=healthy, log_level="DEBUG").url
     broken_ledger_door = start_gateway(dynamo=failing, log_level="DEBUG").url
     exploding_limits_door = start_gateway(dynamo=exploding, log_level="DEBUG").url

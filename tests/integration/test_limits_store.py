@@ -9,7 +9,6 @@ write, never a wrong count.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.limits import Ask, LimitsStore, Reservation, spend_pk
+from tests.support.dynamo_faults import DynamoTap, tapped
 
 MINUTE = datetime(2026, 11, 24, 12, 0, 10, tzinfo=UTC)
 NEXT_MINUTE = datetime(2026, 11, 24, 12, 1, 5, tzinfo=UTC)
@@ -31,17 +31,20 @@ def key_id() -> str:
 
 
 @pytest.fixture
-def writes(dynamo: Dynamo) -> Iterator[list[str]]:
-    """The DynamoDB operations the shared client sends while the test runs, in order."""
-    sent: list[str] = []
+def wire(settings: Settings) -> tuple[Dynamo, DynamoTap]:
+    return tapped(settings)
 
-    def before_call(model: Any, **_: Any) -> None:
-        sent.append(str(model.name))
 
-    events = dynamo.client.meta.events
-    events.register("before-call.dynamodb.*", before_call, unique_id="limits-test")
-    yield sent
-    events.unregister("before-call.dynamodb.*", unique_id="limits-test")
+@pytest.fixture
+def dynamo(wire: tuple[Dynamo, DynamoTap]) -> Dynamo:
+    """This module's stores' Dynamo: their calls are seen on the way (`writes`)."""
+    return wire[0]
+
+
+@pytest.fixture
+def writes(wire: tuple[Dynamo, DynamoTap]) -> list[str]:
+    """The DynamoDB operations the stores send while the test runs, in order."""
+    return wire[1].sent
 
 
 def store(dynamo: Dynamo, settings: Settings) -> LimitsStore:

@@ -21,12 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-from botocore.exceptions import ReadTimeoutError
 
 from mantle_gateway import simulator
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.limits import LimitsStore, holds_in
+from mantle_gateway.store.wire import MAX_ATTEMPTS
+from tests.support.dynamo_faults import tapped
 
 MODEL = "openai.gpt-oss-120b"
 EXPIRY = 900
@@ -40,14 +41,18 @@ def chat(url: str, key: str, **body: object) -> httpx.Response:
     )
 
 
-def is_admission(params: Any) -> bool:
+def is_admission(params: dict[str, Any]) -> bool:
     """The admission UpdateItem that writes a hold (not a settle, release or sweep)."""
-    body = params.get("body", b"") if "body" in params else params.get("UpdateExpression", "")
-    return "#hold = :hold" in (body.decode() if isinstance(body, bytes) else str(body))
+    return "#hold = :hold" in params.get("UpdateExpression", "")
 
 
-def timeout() -> ReadTimeoutError:
-    return ReadTimeoutError(endpoint_url="http://dynamodb.invalid")
+def hold_of(params: dict[str, Any]) -> str:
+    """The hold an admission writes (one per request: every attempt of it names the same)."""
+    return str(params.get("ExpressionAttributeNames", {}).get("#hold", ""))
+
+
+def timeout() -> httpx.ReadTimeout:
+    return httpx.ReadTimeout("injected: no answer in time")
 
 
 class Counters:
@@ -81,21 +86,17 @@ def settled(state: dict[str, Any]) -> bool:
 def test_admission_applied_but_seen_as_an_error_is_given_back(
     start_gateway, settings, new_key, sim, usage_items, dynamo
 ) -> None:
-    # GIVEN a DynamoDB whose answer to one admission is lost after the write applied
-    lossy = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
-    trips = [1]
+    # GIVEN a DynamoDB whose answers to one admission are lost after the write applied (to each
+    # of its attempts: the first applied, the retries found its hold)
+    lossy, tap = tapped(settings)
+    lost: list[str] = []
 
-    def before(params: Any, context: dict[str, Any], **_: Any) -> None:
-        if trips[0] and is_admission(params):
-            trips[0] -= 1
-            context["lose_answer"] = True
-
-    def after(context: dict[str, Any], **_: Any) -> None:
-        if context.pop("lose_answer", False):
+    def lose(params: dict[str, Any], response: httpx.Response) -> None:
+        if is_admission(params) and (not lost or lost[0] == hold_of(params)):
+            lost.append(hold_of(params))
             raise timeout()
 
-    lossy.client.meta.events.register("before-call.dynamodb.UpdateItem", before)
-    lossy.client.meta.events.register("after-call.dynamodb.UpdateItem", after)
+    tap.after("UpdateItem", lose)
     door = start_gateway(dynamo=lossy)
     key, record = new_key(monthly_budget_usd=Decimal("5"))
     month = datetime.now(UTC).strftime("%Y-%m")
@@ -105,7 +106,7 @@ def test_admission_applied_but_seen_as_an_error_is_given_back(
     refused = chat(door.url, key)
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "service_unavailable"
-    assert trips == [0] and sim.requests == []
+    assert len(lost) == MAX_ATTEMPTS and sim.requests == [], "each attempt's answer was lost"
     # THEN the hold the write left is given back off the client's path
     assert settled(counters.wait(settled))
     assert counters.now()["committed"] == 0
@@ -122,26 +123,21 @@ def test_admission_that_applies_after_the_gateway_gave_up_expires(
 ) -> None:
     # GIVEN a gateway whose clock we move, and a key whose budget one reservation fills
     now = [datetime(2026, 11, 10, 12, 0, 5, tzinfo=UTC).timestamp()]
-    late = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+    late, tap = tapped(settings)
     held: list[dict[str, Any]] = []
     releases: list[bool] = []
 
-    def delay(params: dict[str, Any], **_: Any) -> None:
-        if not held and is_admission(params):
-            held.append(copy.deepcopy(params))
-            raise timeout()  # the write is still on its way; the gateway gives up
+    def delay(params: dict[str, Any], request: httpx.Request) -> None:
+        if is_admission(params) and (not held or hold_of(held[0]) == hold_of(params)):
+            held[:1] = [copy.deepcopy(params)]
+            raise timeout()  # every attempt is still on its way; the gateway gives up
 
-    def before(params: Any, context: dict[str, Any], **_: Any) -> None:
-        context["release"] = b"REMOVE #hold" in params["body"]
-
-    def after(context: dict[str, Any], **_: Any) -> None:
-        if context.get("release"):
+    def released(params: dict[str, Any], response: httpx.Response) -> None:
+        if "REMOVE #hold" in params.get("UpdateExpression", ""):
             releases.append(True)
 
-    events = late.client.meta.events
-    events.register("provide-client-params.dynamodb.UpdateItem", delay)
-    events.register("before-call.dynamodb.UpdateItem", before)
-    events.register("after-call.dynamodb.UpdateItem", after)
+    tap.before("UpdateItem", delay)
+    tap.after("UpdateItem", released)
     door = start_gateway(dynamo=late, clock=lambda: now[0])
     key, record = new_key(monthly_budget_usd=Decimal("0.000001"))
     counters = Counters(dynamo, settings, record.key_id, "2026-11")

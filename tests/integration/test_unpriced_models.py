@@ -15,6 +15,7 @@ from mantle_gateway import schema
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.limits import spend_pk
+from tests.support.dynamo_faults import tapped
 
 UNPRICED = "acme.unpriced-model-1"
 """Served by the simulator (it answers any model), priced nowhere."""
@@ -23,15 +24,9 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 
 @pytest.fixture
 def dynamo_calls(settings: Settings) -> tuple[Dynamo, list[str]]:
-    """A DynamoDB client of the gateway's own, and the operations it sends, in order."""
-    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
-    sent: list[str] = []
-
-    def before_call(model: Any, **_: Any) -> None:
-        sent.append(str(model.name))
-
-    dynamo.client.meta.events.register("before-call.dynamodb.*", before_call)
-    return dynamo, sent
+    """A Dynamo of the gateway's own, and the operations its stores send, in order."""
+    dynamo, tap = tapped(settings)
+    return dynamo, tap.sent
 
 
 def sdk(url: str, key: str) -> openai.OpenAI:

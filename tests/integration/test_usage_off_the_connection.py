@@ -28,6 +28,7 @@ from mantle_gateway.doors.local import serve
 from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.limits import LimitsStore
 from mantle_gateway.upstream.signing import static_credentials
+from tests.support.dynamo_faults import tapped
 from tests.support.paused_dynamodb import PausedDynamoDB
 
 COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
@@ -38,15 +39,15 @@ MESSAGES: Any = [{"role": "user", "content": "hi"}]
 def test_the_next_request_is_answered_while_the_last_usage_write_is_held(
     settings, new_key, usage_items
 ) -> None:
-    # GIVEN a local door whose DynamoDB client holds every usage transaction until released
-    dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+    # GIVEN a local door whose DynamoDB calls hold every usage transaction until released
+    dynamo, tap = tapped(settings)
     held, release = threading.Semaphore(0), threading.Event()
 
-    def hold(**_: Any) -> None:
+    def hold(params: dict[str, Any], request: httpx.Request) -> None:
         held.release()
         release.wait(60)
 
-    dynamo.client.meta.events.register("before-call.dynamodb.TransactWriteItems", hold)
+    tap.before("TransactWriteItems", hold)
     gateway, usage_writer = wiring.build_local(
         settings,
         credentials=static_credentials(

@@ -11,8 +11,6 @@ import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 
@@ -21,27 +19,17 @@ from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.ledger import json_safe
 from mantle_gateway.store.limits import LimitsStore, holds_in
 from mantle_gateway.usage import TokenCounts, UsageRecord
+from tests.support.dynamo_faults import refusing, tapped
 
 COMMAND = str(Path(sys.executable).parent / "mantle-gateway")
-
-
-def refuse_transactions(**_: Any) -> tuple[Any, dict[str, Any]]:
-    """Short-circuit every TransactWriteItems with a throttling error, as DynamoDB would."""
-    error = {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}
-    return SimpleNamespace(status_code=400), {
-        "Error": error,
-        "ResponseMetadata": {"HTTPStatusCode": 400},
-    }
 
 
 def test_failed_usage_write_is_logged_then_replayed_once(
     start_gateway, settings, new_key, usage_items, dynamodb, tmp_path
 ) -> None:
     # GIVEN a gateway whose usage writes DynamoDB refuses, with its log going to a file
-    failing = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
-    failing.client.meta.events.register(
-        "before-call.dynamodb.TransactWriteItems", refuse_transactions
-    )
+    failing, tap = tapped(settings)
+    tap.before("TransactWriteItems", refusing())
     door = start_gateway(dynamo=failing)
     log_file = tmp_path / "gateway.log"
     handler = logging.FileHandler(log_file)

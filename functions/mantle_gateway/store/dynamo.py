@@ -1,8 +1,11 @@
-"""The one low-level DynamoDB client, created on first use, and the translation of its errors.
+"""The stores' DynamoDB access, created on first use, and the translation of its errors.
 
-botocore errors are translated only here (STYLE habit 3): a store caller sees `StoreError`
-(DynamoDB unreachable or refusing: the core fails closed with 503) or `ConditionFailed`.
-Items are plain dicts of Python values; numbers come back as `Decimal`, as DynamoDB keeps them.
+The stores' calls go through `store.wire` (DynamoDB's JSON protocol, signed by our SigV4 signer);
+botocore's client (`Dynamo.client`) is kept for the administrative calls that need its waiters
+and models (tables, the CLI). Errors are translated only here (STYLE habit 3): a store caller
+sees `StoreError` (DynamoDB unreachable or refusing: the core fails closed with 503) or
+`ConditionFailed`. Items are plain dicts of Python values; numbers come back as `Decimal`, as
+DynamoDB keeps them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mantle_gateway.store.wire import WireClient, WireError, endpoint_for
+
 if TYPE_CHECKING:
+    import httpx
+    from botocore.credentials import ReadOnlyCredentials
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 T = TypeVar("T")
@@ -51,10 +58,19 @@ _CONFLICT_PAUSES = (0.005, 0.02)
 
 
 class Dynamo:
-    def __init__(self, *, region: str, endpoint_url: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        region: str,
+        endpoint_url: str | None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`transport` is a seam for tests: the HTTP transport the stores' calls go through."""
         self._region = region
         self._endpoint_url = endpoint_url
+        self._transport = transport
         self._client: DynamoDBClient | None = None
+        self._wire: WireClient | None = None
         self._lock = threading.Lock()
 
     @property
@@ -65,12 +81,25 @@ class Dynamo:
                     self._client = _make_client(self._region, self._endpoint_url)
         return self._client
 
-    def call(self, operation: Callable[[DynamoDBClient], T]) -> T:
-        """Run one call; map conditional failures and every other botocore failure.
+    @property
+    def wire(self) -> WireClient:
+        if self._wire is None:
+            with self._lock:
+                if self._wire is None:
+                    self._wire = WireClient(
+                        self._endpoint_url or endpoint_for(self._region),
+                        self._region,
+                        _credentials(self._endpoint_url),
+                        transport=self._transport,
+                    )
+        return self._wire
+
+    def call(self, operation: Callable[[WireClient], T]) -> T:
+        """Run one call; map conditional failures and every other DynamoDB failure.
 
         A write that meets a ledger transaction in flight on the same item (the key's month item
         is both admitted against and settled) fails with TransactionConflictException, which
-        botocore does not retry; it is retried here after a few milliseconds."""
+        no retry policy covers; it is retried here after a few milliseconds."""
         pauses = iter(_CONFLICT_PAUSES)
         while True:
             try:
@@ -81,19 +110,17 @@ class Dynamo:
                     raise StoreError("TransactionConflictException") from exc.__cause__
                 time.sleep(pause * random.uniform(0.5, 1.5))
 
-    def _call_once(self, operation: Callable[[DynamoDBClient], T]) -> T:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+    def _call_once(self, operation: Callable[[WireClient], T]) -> T:
         try:
-            return operation(self.client)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            return operation(self.wire)
+        except WireError as exc:
+            code = exc.code
             if code == "TransactionConflictException":
                 raise _Conflict from exc
             if code == "ConditionalCheckFailedException":
-                raise ConditionFailed(code, (True,), (_found(exc.response),)) from exc
+                raise ConditionFailed(code, (True,), (_found(exc.answer),)) from exc
             if code == "TransactionCanceledException":
-                reasons = exc.response.get("CancellationReasons", [])
+                reasons = exc.answer.get("CancellationReasons", [])
                 codes = [r.get("Code", "") for r in reasons]
                 if "ConditionalCheckFailed" in codes and all(
                     c in ("ConditionalCheckFailed", "None", "") for c in codes
@@ -103,15 +130,24 @@ class Dynamo:
                         tuple(c == "ConditionalCheckFailed" for c in codes),
                         tuple(_found(r) for r in reasons),
                     ) from exc
-            raise StoreError(code or "ClientError") from exc
-        except BotoCoreError as exc:
-            raise StoreError(type(exc).__name__) from exc
+            raise StoreError(code) from exc
 
 
 def _found(answer: Mapping[str, Any]) -> dict[str, Any] | None:
     """The item a failed condition found (returned only when the write asked for it)."""
     item = answer.get("Item")
     return from_item(item) if isinstance(item, dict) else None
+
+
+def _credentials(endpoint_url: str | None) -> Callable[[], ReadOnlyCredentials | None]:
+    """The default chain; a local endpoint (moto) takes any credentials, so none are demanded
+    for it."""
+    from mantle_gateway.upstream.signing import default_credentials, static_credentials
+
+    chain = default_credentials()
+    if endpoint_url and chain() is None:
+        return static_credentials("local", "local")
+    return chain
 
 
 def _make_client(region: str, endpoint_url: str | None) -> DynamoDBClient:

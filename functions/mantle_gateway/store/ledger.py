@@ -112,7 +112,7 @@ class Ledger:
                 delay *= 2
 
     def _transact(self, actions: list[dict[str, Any]]) -> None:
-        self._dynamo.call(lambda c: c.transact_write_items(TransactItems=actions))  # type: ignore[arg-type]
+        self._dynamo.call(lambda c: c.transact_write_items(TransactItems=actions))
 
     def _actions(
         self,

@@ -1,4 +1,4 @@
-"""`Dynamo.call` is where botocore errors become the store's two errors, and where a write that
+"""`Dynamo.call` is where DynamoDB's errors become the store's two errors, and where a write that
 met a ledger transaction on the same item is retried instead of failing the request."""
 
 from __future__ import annotations
@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
 
 from mantle_gateway.store import dynamo as dynamo_module
 from mantle_gateway.store.dynamo import ConditionFailed, Dynamo, StoreError
+from mantle_gateway.store.wire import WireError
 
 
-def client_error(code: str, **extra: Any) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}, **extra}, "UpdateItem")
+def client_error(code: str, **extra: Any) -> WireError:
+    """The error `store.wire` raises for DynamoDB's answer `code` (with its other fields)."""
+    return WireError(code, code, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", **extra})
 
 
 def failing(*errors: Exception) -> tuple[list[int], Any]:
@@ -33,7 +34,7 @@ def failing(*errors: Exception) -> tuple[list[int], Any]:
 def store(monkeypatch: pytest.MonkeyPatch) -> Dynamo:
     monkeypatch.setattr(dynamo_module.time, "sleep", lambda _seconds: None)
     dynamo = Dynamo(region="us-east-1", endpoint_url="http://127.0.0.1:1")
-    dynamo._client = object()  # type: ignore[assignment]  # never used by the fake operations
+    dynamo._wire = object()  # type: ignore[assignment]  # never used by the fake operations
     return dynamo
 
 
@@ -58,7 +59,7 @@ def test_conditions_and_other_failures_are_not_retried(store: Dynamo) -> None:
         store.call(operation)
     assert calls[0] == 1
 
-    calls, operation = failing(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    calls, operation = failing(WireError("RequestOutcomeUnknown", "the answer was lost"))
     with pytest.raises(StoreError):
         store.call(operation)
     assert calls[0] == 1
