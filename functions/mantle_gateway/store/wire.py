@@ -73,7 +73,9 @@ class WireError(Exception):
 
 
 def endpoint_for(region: str) -> str:
-    return f"https://dynamodb.{region}.amazonaws.com/"
+    """DynamoDB's public endpoint in `region` (the China partition has its own domain)."""
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://dynamodb.{region}.{domain}/"
 
 
 class WireClient:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mantle_gateway.store.wire import MAX_ATTEMPTS, WireClient, WireError
+from mantle_gateway.store.wire import MAX_ATTEMPTS, WireClient, WireError, endpoint_for
 from mantle_gateway.upstream.signing import static_credentials
 
 URL = "http://dynamodb.test:8000"
@@ -168,3 +168,9 @@ def test_without_credentials_nothing_is_sent_and_the_store_fails_closed() -> Non
         client.get_item(TableName="keys", Key={})
 
     assert info.value.code == "NoCredentials" and sent == []
+
+
+def test_the_public_endpoint_is_the_regions_own() -> None:
+    assert endpoint_for("eu-west-1") == "https://dynamodb.eu-west-1.amazonaws.com/"
+    assert endpoint_for("us-gov-west-1") == "https://dynamodb.us-gov-west-1.amazonaws.com/"
+    assert endpoint_for("cn-north-1") == "https://dynamodb.cn-north-1.amazonaws.com.cn/"
