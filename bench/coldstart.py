@@ -5,7 +5,8 @@
   start, hence also
 - "to first request": the handler plus everything the first request adds before any network:
   `wiring.build` (settings, the httpx pool with its TLS context, the stores, Powertools), the
-  SigV4 signer and the stores' DynamoDB client (`store.wire`, its transport and credentials);
+  SigV4 signer and the stores' DynamoDB client (`store.wire`, its transport and credentials),
+  the role's credentials in the environment as Lambda gives them;
 - the same from the real Lambda bundle. When this machine has CPython 3.13 (the runtime's
   version), the bundle was compiled by it as deployment compiles it, and both figures run on
   3.13: without the bytecode (what a bundle built where no 3.13 exists costs: /var/task is
@@ -32,15 +33,19 @@ from bench.stats import median
 
 HANDLER = "import mantle_gateway.doors.lambda_entry"
 FIRST_REQUEST = """
+import os
+os.environ.update(AWS_ACCESS_KEY_ID="ASIABENCH", AWS_SECRET_ACCESS_KEY="bench",
+                  AWS_SESSION_TOKEN="bench")  # where Lambda puts the role's session
 import mantle_gateway.doors.lambda_entry
 from mantle_gateway import wiring
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
-from mantle_gateway.upstream.signing import static_credentials
+from mantle_gateway.upstream.signing import default_credentials
 local = "http://127.0.0.1:9"
 env = {"AWS_REGION": "us-east-1", "MANTLE_ENDPOINT_URL": local, "AWS_ENDPOINT_URL_DYNAMODB": local}
-wiring.build(Settings.from_env(env), credentials=static_credentials("bench", "bench"))
+wiring.build(Settings.from_env(env))
 Dynamo(region="us-east-1", endpoint_url=local).wire
+default_credentials()()
 """
 DEPENDENCIES = ("httpx", "botocore.session", "aws_lambda_powertools")
 LAYER = "import streaming_runtime.bootstrap"

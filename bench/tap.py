@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -29,11 +28,10 @@ import httpx
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
 
 if TYPE_CHECKING:
-    from botocore.credentials import ReadOnlyCredentials
-
     from mantle_gateway.core.pipeline import Gateway
     from mantle_gateway.errors import GatewayError
     from mantle_gateway.store.background_ledger import BackgroundLedger
+    from mantle_gateway.upstream.signing import Credentials, CredentialSource
 
 ADMIN_PREFIX = "/__bench/"
 REQUEST_ID_HEADER = "x-gateway-request-id"
@@ -67,12 +65,10 @@ class CallLog:
         Building and signing the request (`store.wire`, ~0.1 ms) happen before, outside it."""
         return _MarkedDynamoDB(self)
 
-    def marking(
-        self, credentials: Callable[[], ReadOnlyCredentials | None]
-    ) -> Callable[[], ReadOnlyCredentials | None]:
+    def marking(self, credentials: CredentialSource) -> CredentialSource:
         """The signer resolves credentials once per upstream call, just before sending it."""
 
-        def current() -> ReadOnlyCredentials | None:
+        def current() -> Credentials | None:
             self.mark("upstream")
             return credentials()
 

@@ -15,7 +15,6 @@ from mantle_gateway.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
-    from botocore.credentials import ReadOnlyCredentials
 
     from mantle_gateway.core.alerts import AlertingLedger, BudgetAlerts
     from mantle_gateway.core.metering import LedgerWriter
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from mantle_gateway.store.dynamo import Dynamo
     from mantle_gateway.store.keys import KeyRecord
     from mantle_gateway.store.ledger import Ledger
+    from mantle_gateway.upstream.signing import CredentialSource
 
 _lock = threading.Lock()
 _gateway: Gateway | None = None
@@ -42,7 +42,7 @@ def gateway() -> Gateway:
 def build(
     settings: Settings,
     *,
-    credentials: Callable[[], ReadOnlyCredentials | None] | None = None,
+    credentials: CredentialSource | None = None,
     transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
     dynamo: Dynamo | None = None,
@@ -114,7 +114,7 @@ def budget_alerts(
     settings: Settings,
     dynamo: Dynamo,
     keys: Callable[[str], KeyRecord | None],
-    credentials: Callable[[], ReadOnlyCredentials | None] | None = None,
+    credentials: CredentialSource | None = None,
     clock: Callable[[], float] = time.time,
 ) -> BudgetAlerts:
     """Budget alerts to EventBridge (the deployed function, signed with its role: the default
@@ -147,7 +147,7 @@ def budget_alerts(
 def build_local(
     settings: Settings,
     *,
-    credentials: Callable[[], ReadOnlyCredentials | None] | None = None,
+    credentials: CredentialSource | None = None,
     dynamo: Dynamo | None = None,
 ) -> tuple[Gateway, BackgroundLedger]:
     """The local door's Gateway: its usage goes through a background writer, so a keep-alive

@@ -300,7 +300,9 @@ NON_STRINGS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
-    st.floats(),
+    # JSON has no NaN or Infinity: `json.dumps` would write text that is not JSON, a different
+    # refusal (those literals are drilled as raw text below)
+    st.floats(allow_nan=False, allow_infinity=False),
     st.lists(JSON_LEAVES, max_size=3),
     st.dictionaries(st.text(max_size=5), JSON_LEAVES, max_size=3),
 )
@@ -316,7 +318,7 @@ BAD_STREAM_FLAGS = st.one_of(
     # `null` is left out on purpose: OpenAI documents `stream` as "boolean or null", and the
     # gateway refusing it with 400 is a compatibility question, not a bad-input one
     st.integers(),
-    st.floats(allow_nan=False),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=10),
     st.lists(JSON_LEAVES, max_size=3),
     st.dictionaries(st.text(max_size=5), JSON_LEAVES, max_size=3),

@@ -21,8 +21,9 @@ from mantle_gateway.store.wire import WireClient, WireError, endpoint_for
 
 if TYPE_CHECKING:
     import httpx
-    from botocore.credentials import ReadOnlyCredentials
     from mypy_boto3_dynamodb.client import DynamoDBClient
+
+    from mantle_gateway.upstream.signing import CredentialSource
 
 T = TypeVar("T")
 
@@ -139,7 +140,7 @@ def _found(answer: Mapping[str, Any]) -> dict[str, Any] | None:
     return from_item(item) if isinstance(item, dict) else None
 
 
-def _credentials(endpoint_url: str | None) -> Callable[[], ReadOnlyCredentials | None]:
+def _credentials(endpoint_url: str | None) -> CredentialSource:
     """The default chain; a local endpoint (moto) takes any credentials, so none are demanded
     for it."""
     from mantle_gateway.upstream.signing import default_credentials, static_credentials

@@ -32,7 +32,7 @@ import httpx
 from mantle_gateway.errors import UpstreamError
 
 if TYPE_CHECKING:
-    from botocore.credentials import ReadOnlyCredentials
+    from mantle_gateway.upstream.signing import CredentialSource
 
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _TARGET_PREFIX = "DynamoDB_20120810."
@@ -86,7 +86,7 @@ class WireClient:
         self,
         endpoint_url: str,
         region: str,
-        credentials: Callable[[], ReadOnlyCredentials | None],
+        credentials: CredentialSource,
         *,
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,

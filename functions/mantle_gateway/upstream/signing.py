@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
 
 from mantle_gateway.errors import InvalidRequestError, UpstreamError
 from mantle_gateway.secret_text import looks_secret
-
-if TYPE_CHECKING:
-    from botocore.credentials import ReadOnlyCredentials
 
 SERVICE = "bedrock-mantle"
 _FIELD_VALUE = re.compile(r"[\x20-\x7e\t]{0,8192}")
@@ -81,6 +79,27 @@ def forwarded_query(query: str) -> str:
     return urlencode(pairs, quote_via=quote, safe="-_.~")
 
 
+class Credentials(Protocol):
+    """What a signature needs (botocore's frozen credentials have the same three fields)."""
+
+    @property
+    def access_key(self) -> str: ...
+    @property
+    def secret_key(self) -> str: ...
+    @property
+    def token(self) -> str | None: ...
+
+
+class StaticCredentials(NamedTuple):
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+
+CredentialSource = Callable[[], Credentials | None]
+"""Called for every signature, so a rotated role session is picked up without a restart."""
+
+
 class Signer(Protocol):
     def sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         """Return the headers to send (the input plus the authentication headers)."""
@@ -98,7 +117,7 @@ class SigV4Signer:
 
     def __init__(
         self,
-        credentials: Callable[[], ReadOnlyCredentials | None],
+        credentials: CredentialSource,
         region: str,
         clock: Callable[[], float] = time.time,
         service: str = SERVICE,
@@ -250,28 +269,41 @@ class BearerSigner:
         return {**headers, "authorization": f"Bearer {self._token}"}
 
 
-def default_credentials() -> Callable[[], ReadOnlyCredentials | None]:
-    """The default botocore chain, resolved once; each call returns current frozen credentials."""
+def default_credentials() -> CredentialSource:
+    """The default chain. Its first link, the environment (where Lambda puts the function role's
+    session), is read here, as botocore's environment provider reads it, without importing
+    botocore: that import is ~0.1 s of a cold start. Otherwise (profiles, SSO, containers,
+    instance roles, or credentials that say when they expire) botocore's chain, resolved once;
+    each call returns the current frozen credentials."""
+    environ = os.environ
+    access_key = environ.get("AWS_ACCESS_KEY_ID")
+    secret_key = environ.get("AWS_SECRET_ACCESS_KEY")
+    if access_key and secret_key and not environ.get("AWS_CREDENTIAL_EXPIRATION"):
+        token = environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN") or None
+        fixed = StaticCredentials(access_key, secret_key, token)
+        return lambda: fixed
+    return _botocore_chain()
+
+
+def _botocore_chain() -> CredentialSource:
     import botocore.session
 
     session = botocore.session.get_session()
     holder: dict[str, object] = {}
 
-    def current() -> ReadOnlyCredentials | None:
+    def current() -> Credentials | None:
         if "creds" not in holder:
             holder["creds"] = session.get_credentials()
         creds = holder["creds"]
         if creds is None:
             del holder["creds"]  # credentials may appear later (e.g. after `aws sso login`)
             return None
-        frozen: ReadOnlyCredentials = creds.get_frozen_credentials()  # type: ignore[attr-defined]
+        frozen: Credentials = creds.get_frozen_credentials()  # type: ignore[attr-defined]
         return frozen
 
     return current
 
 
-def static_credentials(access_key: str, secret_key: str) -> Callable[[], ReadOnlyCredentials]:
-    from botocore.credentials import ReadOnlyCredentials
-
-    creds = ReadOnlyCredentials(access_key, secret_key, None)
-    return lambda: creds
+def static_credentials(access_key: str, secret_key: str) -> CredentialSource:
+    fixed = StaticCredentials(access_key, secret_key)
+    return lambda: fixed

@@ -27,6 +27,7 @@ from mantle_gateway.upstream.signing import (
     SERVICE,
     BearerSigner,
     SigV4Signer,
+    default_credentials,
     forwarded_headers,
     forwarded_query,
 )
@@ -332,6 +333,56 @@ def test_signing_does_not_load_botocore() -> None:
         check=True,
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_in_lambda_the_first_request_path_never_imports_botocores_machinery() -> None:
+    """Lambda puts the role's session in the environment; reading it there keeps botocore's
+    session, credentials and client (~0.1 s to import) out of the cold start: the gateway, its
+    signers and its DynamoDB client. (Powertools imports the bare package, 0.5 ms, to name
+    itself in the user agent.)"""
+    code = (
+        "import sys\n"
+        "from mantle_gateway import wiring\n"
+        "from mantle_gateway.settings import Settings\n"
+        "from mantle_gateway.store.dynamo import Dynamo\n"
+        "from mantle_gateway.upstream.signing import default_credentials\n"
+        "wiring.build(Settings.load())\n"
+        "wire = Dynamo(region='us-east-1', endpoint_url=None).wire\n"
+        "creds = default_credentials()()\n"
+        "print(creds.access_key, creds.token)\n"
+        "print(sorted(name for name in sys.modules if name.startswith(('botocore', 'boto3'))))\n"
+    )
+    functions = Path(__file__).parents[3] / "functions"
+    lambda_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(functions),
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "ASIAROLE",
+        "AWS_SECRET_ACCESS_KEY": "role-secret",
+        "AWS_SESSION_TOKEN": "role-token",
+        "AWS_LAMBDA_FUNCTION_NAME": "gateway",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=lambda_env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["ASIAROLE role-token", "['botocore']"]
+
+
+def test_credentials_that_expire_or_are_missing_go_to_botocores_chain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_CREDENTIAL_EXPIRATION", raising=False)
+    fixed = default_credentials()()
+    assert fixed is not None and (fixed.access_key, fixed.token) == ("AKIDENV", None)
+
+    monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", "2099-01-01T00:00:00Z")
+    chained = default_credentials()()  # botocore's environment provider, refreshable
+    assert chained is not None and chained.access_key == "AKIDENV"
+    assert type(chained).__module__.startswith("botocore")
 
 
 KEY = "mgw_" + "A" * 43
