@@ -435,9 +435,9 @@ def _notes(m: Measured) -> list[str]:
         "would bill it for idleness. The admission probe (first row, 1 caller) is paced the "
         "same way.",
         "Targets: added p50 ≤ the DynamoDB round trips the gateway waited on before its "
-        "upstream call + 2 ms. That wait is timed inside the gateway (on the wire: from "
-        "sending the DynamoDB request to having its whole answer, per request, p50) in the "
-        "same run and under the "
+        "upstream call + 2 ms. That wait is timed inside the gateway (the whole DynamoDB call "
+        "as the gateway waits on it: building and signing the request, the round trip, "
+        "parsing the answer; per request, p50) in the same run and under the "
         "same load, because under load moto's answer time depends on what else it serves: "
         "at c=1 it matches the "
         "independent probe of the same UpdateItem (first row) within a fraction of a "

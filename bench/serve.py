@@ -62,7 +62,6 @@ def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
     from mantle_gateway.doors.local import serve
     from mantle_gateway.settings import Settings
     from mantle_gateway.simulator import SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY
-    from mantle_gateway.store.dynamo import Dynamo
     from mantle_gateway.upstream.signing import static_credentials
 
     settings = Settings.from_env(
@@ -76,11 +75,7 @@ def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
         }
     )
     log = CallLog()
-    dynamo = Dynamo(
-        region=settings.region,
-        endpoint_url=settings.dynamodb_endpoint_url,
-        transport=log.transport(),
-    )
+    dynamo = log.dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
     credentials = static_credentials(SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY)
     gateway, usage_writer = wiring.build_local(
         settings, credentials=log.marking(credentials), dynamo=dynamo

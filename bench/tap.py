@@ -1,12 +1,12 @@
 """What the bench adds inside the gateway's process, without touching the core.
 
 - `CallLog`: ordered marks — `request` (the door handed a request to the core), `dynamodb <Op>`
-  (the transport under the gateway's DynamoDB calls, with each call's time on the wire: from
-  sending the request to having the whole answer), `upstream` (the SigV4 credentials were asked for,
-  which the signer does right before the upstream call), `returned` (the core handed the
-  answer back to the door) and `closed` (the door closes the answer, after its last byte
-  went to the socket). Counting DynamoDB calls between those marks splits them into
-  before-upstream / during the answer / after the last byte.
+  (each call of the gateway's `Dynamo`, with its whole duration as its caller waits on it:
+  building and signing the request, the round trip, parsing the answer), `upstream` (the
+  SigV4 credentials were asked for, which the signer does right before the upstream call),
+  `returned` (the core handed the answer back to the door) and `closed` (the door closes the
+  answer, after its last byte went to the socket). Counting DynamoDB calls between those
+  marks splits them into before-upstream / during the answer / after the last byte.
 - `Tap`: wraps the `Gateway` as the local door's handler and answers `/__bench/*` itself: the
   marks, the process's CPU time and memory (resident set and its high-water mark, which Linux
   lets a process reset through `/proc/self/clear_refs`), and `settled?id=…`, which returns once
@@ -20,19 +20,23 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
 import httpx
 
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
+from mantle_gateway.store.dynamo import Dynamo
 
 if TYPE_CHECKING:
     from mantle_gateway.core.pipeline import Gateway
     from mantle_gateway.errors import GatewayError
     from mantle_gateway.store.background_ledger import BackgroundLedger
+    from mantle_gateway.store.wire import WireClient
     from mantle_gateway.upstream.signing import Credentials, CredentialSource
 
+T = TypeVar("T")
 ADMIN_PREFIX = "/__bench/"
 REQUEST_ID_HEADER = "x-gateway-request-id"
 
@@ -46,7 +50,8 @@ class CallLog:
     def __init__(self) -> None:
         self._marks: list[list[Any]] = []
         self._lock = threading.Lock()
-        self._open = threading.local()
+        self.calling = threading.local()
+        """The DynamoDB call this thread is in, once its first attempt is marked."""
 
     def mark(self, kind: str, detail: str = "") -> list[Any]:
         entry: list[Any] = [kind, detail, 0.0, time.perf_counter(), threading.get_ident()]
@@ -59,11 +64,11 @@ class CallLog:
             marks, self._marks = self._marks, []
         return marks
 
-    def transport(self) -> httpx.BaseTransport:
-        """A transport for the gateway's DynamoDB calls (`Dynamo(transport=…)`) that marks each
-        with how long it took on the wire: from sending the request to having the whole answer.
-        Building and signing the request (`store.wire`, ~0.1 ms) happen before, outside it."""
-        return _MarkedDynamoDB(self)
+    def dynamo(self, *, region: str, endpoint_url: str | None) -> Dynamo:
+        """The gateway's Dynamo, each of its calls marked with its whole duration as its caller
+        waits on it: building and signing the request, every attempt on the wire, reading the
+        answer — what the bench's probe of the same call times from outside."""
+        return _MarkedDynamo(self, region=region, endpoint_url=endpoint_url)
 
     def marking(self, credentials: CredentialSource) -> CredentialSource:
         """The signer resolves credentials once per upstream call, just before sending it."""
@@ -75,7 +80,25 @@ class CallLog:
         return current
 
 
-class _MarkedDynamoDB(httpx.BaseTransport):
+class _MarkedDynamo(Dynamo):
+    def __init__(self, log: CallLog, *, region: str, endpoint_url: str | None) -> None:
+        super().__init__(region=region, endpoint_url=endpoint_url, transport=_Naming(log))
+        self._log = log
+
+    def call(self, operation: Callable[[WireClient], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return super().call(operation)
+        finally:
+            entry = getattr(self._log.calling, "entry", None)
+            self._log.calling.entry = None
+            if entry is not None:
+                entry[2] = (time.perf_counter() - started) * 1000.0
+
+
+class _Naming(httpx.BaseTransport):
+    """Marks a call, by its operation's name, on its first attempt."""
+
     def __init__(self, log: CallLog) -> None:
         self._log = log
         self._inner = httpx.HTTPTransport(
@@ -83,14 +106,11 @@ class _MarkedDynamoDB(httpx.BaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        entry = self._log.mark("dynamodb", request.headers["x-amz-target"].rpartition(".")[2])
-        started = time.perf_counter()
-        try:
-            response = self._inner.handle_request(request)
-            response.read()
-        finally:
-            entry[2] = (time.perf_counter() - started) * 1000.0
-        return response
+        calling = self._log.calling
+        if getattr(calling, "entry", None) is None:
+            operation = request.headers["x-amz-target"].rpartition(".")[2]
+            calling.entry = self._log.mark("dynamodb", operation)
+        return self._inner.handle_request(request)
 
 
 class _Pending:
