@@ -6,6 +6,7 @@ Costs are counted (stored items deep-copied per transaction), never timed."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import uuid
 from decimal import Decimal
@@ -354,3 +355,142 @@ def test_the_embedded_server_keeps_connections_and_refuses_what_is_not_http(dyna
     )
     crowd = b"".join(b"X-Field-%d: 1\r\n" % n for n in range(101))
     assert exchange(dynamodb.endpoint_url, list_tables(crowd))[0].startswith(b"HTTP/1.1 431")
+
+
+# -- item results written as JSON (moto_fixes) -----------------------------------------------
+
+
+def serialized_both_ways(operation: str, result: dict[str, Any]) -> tuple[Any, Any, bool]:
+    """(moto's serializer's answer, the embedded server's answer, whether it took the shortcut)
+    for one result of `operation`, each as (status, content type, parsed body)."""
+    from moto.core.responses import ActionContext, ActionResult
+    from moto.core.serialize import get_serializer_class
+    from moto.core.utils import get_service_model
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+    from mantle_gateway.cli import moto_fixes
+
+    moto_fixes.apply()
+    serializer = get_serializer_class("dynamodb", "json")
+    serialized: list[bool] = []
+
+    class Counted(serializer):  # type: ignore[misc, valid-type]
+        def serialize(self, result: Any) -> Any:
+            serialized.append(True)
+            return super().serialize(result)
+
+    model = get_service_model("dynamodb")
+    operation_model = model.operation_model(operation)
+    answer = DynamoResult(result)
+    fast = answer.execute_result(ActionContext(model, operation_model, Counted, DynamoHandler()))
+    took_shortcut = not serialized
+    shaped = ActionResult.execute_result(
+        answer, ActionContext(model, operation_model, serializer, DynamoHandler())
+    )
+
+    def read(status: int, headers: dict[str, str], body: str) -> Any:
+        return status, headers["Content-Type"], json.loads(body)
+
+    return read(*shaped), read(*fast), took_shortcut
+
+
+ITEM = {
+    "pk": {"S": "spend#k#2026-12"},
+    "spent_usd": {"N": "1.2500000000"},
+    "window": {"N": "202612031200"},
+    "hold#abc": {"M": {"usd": {"N": "0.5"}, "tokens": {"N": "300"}, "at": {"S": "x"}}},
+    "alerted": {"L": [{"N": "50"}, {"BOOL": True}, {"NULL": True}]},
+    "models": {"SS": ["a", "b"]},
+    "counts": {"NS": ["1", "2"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "result"),
+    [
+        ("UpdateItem", {"Attributes": ITEM}),
+        (
+            "UpdateItem",
+            {"Attributes": ITEM, "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0}},
+        ),
+        ("GetItem", {"Item": ITEM}),
+        ("GetItem", {}),
+        ("PutItem", {}),
+        (
+            "Query",
+            {
+                "Items": [ITEM, ITEM],
+                "Count": 2,
+                "ScannedCount": 2,
+                "LastEvaluatedKey": {"pk": {"S": "x"}},
+            },
+        ),
+        ("Scan", {"Items": [], "Count": 0, "ScannedCount": 0}),
+    ],
+)
+def test_an_item_result_written_as_json_is_what_motos_serializer_writes(
+    operation: str, result: dict[str, Any]
+) -> None:
+    shaped, fast, took_shortcut = serialized_both_ways(operation, result)
+    assert took_shortcut
+    assert fast == shaped
+
+
+@pytest.mark.parametrize(
+    ("operation", "result"),
+    [
+        ("GetItem", {"Item": {"pk": {"S": "k"}, "blob": {"B": b"\x00\xff"}}}),  # base64 to write
+        ("Query", {"Items": [], "Count": 0, "Surplus": 1}),  # a member the shape does not name
+        ("Query", {"Items": [], "Count": 0, "LastEvaluatedKey": None}),  # a null it omits
+    ],
+)
+def test_a_result_that_needs_shaping_is_left_to_motos_serializer(
+    operation: str, result: dict[str, Any]
+) -> None:
+    shaped, fast, took_shortcut = serialized_both_ways(operation, result)
+    assert not took_shortcut
+    assert fast == shaped
+
+
+def test_a_transactions_condition_is_parsed_once_per_call_and_applied_with_its_values(
+    settings: Settings, dynamo: Dynamo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parsed: list[str] = []
+    original = ConditionExpressionParser._parse_paths  # once per parse, after the tokens
+
+    def counted(self: Any, nodes: Any) -> Any:
+        parsed.append(str(self.condition_expression))
+        return original(self, nodes)
+
+    monkeypatch.setattr(ConditionExpressionParser, "_parse_paths", counted)
+    # GIVEN a condition text unique to this test, on a counter item
+    name = "c_" + uuid.uuid4().hex[:8]
+    condition = f"attribute_not_exists({name}) OR {name} < :cap"
+    key = "k-" + uuid.uuid4().hex[:12]
+
+    def add(cap: int) -> None:
+        update = counter_update(
+            settings, key, f"ADD {name} :one", {":one": {"N": "1"}, ":cap": {"N": str(cap)}}
+        )
+        update.pop("ReturnValues")
+        update["ConditionExpression"] = condition
+        dynamo.client.transact_write_items(TransactItems=[{"Update": update}])
+
+    # WHEN a transaction applies it, THEN moto parsed it once, not once to check and once to apply
+    add(cap=1)
+    assert parsed.count(condition) == 1
+    # AND the same condition and values, kept, are decided against the item as it is now: the
+    # counter is 1, which is not below 1
+    with pytest.raises(ClientError) as refused:
+        add(cap=1)
+    assert refused.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert parsed.count(condition) == 1
+    # AND other values are a new parse, applied with those values: 1 is below 2
+    add(cap=2)
+    assert parsed.count(condition) == 2
+    answer = dynamo.client.get_item(
+        TableName=settings.limits_table, Key={schema.LIMITS_PK: {"S": key}}, ConsistentRead=True
+    )
+    assert from_item(answer["Item"])[name] == 2

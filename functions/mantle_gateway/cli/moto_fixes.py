@@ -18,6 +18,11 @@
   node, and the handler's method names are listed by `inspect` per call. Each result that
   depends only on the expression's text (or the class) is kept and reused; values, names and
   items are still applied on every call, exactly as moto does (docs/decisions/0008).
+- A transaction's conditions parsed twice: its handler parses each to validate it, then the
+  backend parses it again to apply it. A parse is kept for the same text, names and values.
+- Item results serialized field by field: moto walks every result against the operation's
+  output shape, though an item operation's result already is DynamoDB's JSON. Such a result is
+  written with `json.dumps` when nothing in it needs shaping (docs/decisions/0008).
 
 moto is a development dependency: this module is imported only by `cli/local_env.py`.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import json
 import pickle
 from collections import deque
 from dataclasses import dataclass
@@ -42,6 +48,8 @@ def apply() -> None:
     _action_counts_checked_once()
     _node_types_kept()
     _method_names_kept()
+    _item_results_written_plainly()
+    _conditions_parsed_once_per_call()
 
 
 def _moto(module: str) -> Any:
@@ -158,6 +166,79 @@ def _method_names_kept() -> None:
     kept = functools.lru_cache(maxsize=None)(lambda clazz: frozenset(names(clazz)))
     kept._mantle_kept = True  # type: ignore[attr-defined]
     responses.method_names_from_class = kept
+
+
+def _conditions_parsed_once_per_call() -> None:
+    """A condition's parse, by its text, names and values: moto's TransactWriteItems handler
+    parses each action's condition to validate it and its backend parses it again to apply it
+    (a third of moto's condition parsing per gateway request). The parse result is only read
+    when applied; the names and values it found are given to each parser that asks, as its own
+    parse would have. A condition moto refuses is parsed, and refused, every time."""
+    comparisons = _moto("dynamodb.comparisons")
+    parser_class = comparisons.ConditionExpressionParser
+    if getattr(parser_class, "_mantle_kept", False):
+        return
+    parse = parser_class.parse
+
+    @functools.lru_cache(maxsize=_KEPT)
+    def parsed(text: str | None, names: str, values: str) -> tuple[Any, list[str], list[str]]:
+        parser = parser_class(text, json.loads(names), json.loads(values))
+        return parse(parser), parser.expr_attr_names_found, parser.expr_attr_values_found
+
+    def kept(self: Any) -> Any:
+        try:
+            key = (  # none given and none in an empty map are the same (handler vs backend)
+                json.dumps(self.expression_attribute_names or {}, sort_keys=True),
+                json.dumps(self.expression_attribute_values or {}, sort_keys=True),
+            )
+        except TypeError:  # not JSON: moto's own parse decides
+            return parse(self)
+        op, names_found, values_found = parsed(self.condition_expression, *key)
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return op
+
+    parser_class.parse = kept
+    parser_class._mantle_kept = True
+
+
+_ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"})
+
+
+def _item_results_written_plainly() -> None:
+    """An item operation's result as `json.dumps` writes it, instead of moto's serializer, which
+    walks it against the output shape (15% of moto's CPU per gateway request, most of it the
+    month item the admission returns). Its result is AttributeValue maps, counts and capacity:
+    already the wire JSON. What the serializer would shape differently is left to it: binary
+    values and timestamps (which moto keeps as bytes and datetimes, so `json.dumps` refuses
+    them), members the output shape does not name (it drops them) and nulls (it omits them)."""
+    responses = _moto("dynamodb.responses")
+    result_class = responses.DynamoResult
+    if getattr(result_class, "_mantle_plain", False):
+        return
+    shaped = result_class.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        operation = context.operation_model
+        result = self.result
+        output = operation.output_shape
+        if (
+            operation.name in _ITEM_OPERATIONS
+            and isinstance(result, dict)
+            and output is not None
+            and result.keys() <= output.members.keys()
+            and None not in result.values()
+        ):
+            try:
+                body = json.dumps(result)
+            except TypeError:  # bytes or a datetime: the serializer's to shape
+                pass
+            else:
+                return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+        return shaped(self, context)
+
+    result_class.execute_result = execute_result
+    result_class._mantle_plain = True
 
 
 def _plain_number_arithmetic() -> None:
