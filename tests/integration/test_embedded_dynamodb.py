@@ -274,23 +274,62 @@ def test_dynamodb_calls_go_straight_to_its_app(
     settings: Settings, dynamo: Dynamo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """moto's dispatcher looks for the service on every call (listing its package folders);
-    the embedded server finds DynamoDB's app once."""
+    the embedded server finds DynamoDB's app once, and calls its handler without Flask."""
+    from flask import Flask
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     dynamo.client.describe_table(TableName=settings.limits_table)  # found by now
     looked: list[str] = []
     original = DomainDispatcherApplication.get_application
+    flask_dispatch = Flask.full_dispatch_request
 
     def counted(self: Any, environ: dict[str, Any]) -> Any:
         looked.append(str(environ.get("PATH_INFO")))
         return original(self, environ)
 
+    def through_flask(self: Any) -> Any:
+        looked.append("flask")
+        return flask_dispatch(self)
+
     monkeypatch.setattr(DomainDispatcherApplication, "get_application", counted)
+    monkeypatch.setattr(Flask, "full_dispatch_request", through_flask)
     for _ in range(5):
-        dynamo.client.get_item(
+        answer = dynamo.client.get_item(
             TableName=settings.limits_table, Key={schema.LIMITS_PK: {"S": "absent"}}
         )
+        assert "Item" not in answer and answer["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert looked == []
+
+
+def test_a_failure_inside_moto_is_answered_as_dynamodb_answers_its_own(
+    settings: Settings,
+) -> None:
+    """moto raises ValueError on some condition texts; the caller gets DynamoDB's 500 in JSON
+    (which its client retries, then reports), not a dropped connection or an HTML page."""
+    body = json.dumps(
+        {
+            "TableName": settings.limits_table,
+            "Key": {schema.LIMITS_PK: {"S": "k-" + uuid.uuid4().hex}},
+            "UpdateExpression": "SET n = :v",
+            "ConditionExpression": "attribute_not_exists(",
+            "ExpressionAttributeValues": {":v": {"N": "1"}},
+        }
+    )
+    host, port = str(settings.dynamodb_endpoint_url).removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.request(
+        "POST",
+        "/",
+        body,
+        {
+            "X-Amz-Target": "DynamoDB_20120810.UpdateItem",
+            "Content-Type": "application/x-amz-json-1.0",
+        },
+    )
+    answer = connection.getresponse()
+    assert answer.status == 500
+    assert answer.getheader("content-type") == "application/x-amz-json-1.0"
+    assert json.loads(answer.read())["__type"].endswith("#InternalServerError")
 
 
 # -- the embedded server's own HTTP (local_env._WSGIHandler) -------------------------------------

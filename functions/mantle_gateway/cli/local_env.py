@@ -6,6 +6,7 @@ moto is a development dependency; it is imported only here, only when asked for.
 from __future__ import annotations
 
 import io
+import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -69,13 +70,14 @@ class EmbeddedDynamoDB:
         dynamodb_app: Any = None
 
         def app_for(environ: Any, target: str) -> Any:
-            """moto's DynamoDB app for DynamoDB calls, found once: its dispatcher looks for the
-            service again on every call (listing moto's package folders, ~1 ms each)."""
+            """DynamoDB's handler for DynamoDB calls, its app found once: moto's dispatcher
+            looks for the service again on every call (listing moto's package folders, ~1 ms
+            each). Other calls (moto-api's reset, other services the tests use) go to it."""
             nonlocal dynamodb_app
             if not target.startswith(_DYNAMODB_TARGET):
-                return dispatcher  # moto-api (reset, …), other services the tests use
+                return dispatcher
             if dynamodb_app is None:
-                dynamodb_app = dispatcher.get_application(environ)
+                dynamodb_app = _WithoutFlask(dispatcher.get_application(environ))
             return dynamodb_app
 
         def serialized(environ: Any, start_response: Any) -> Any:
@@ -103,6 +105,38 @@ class EmbeddedDynamoDB:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+class _WithoutFlask:
+    """moto's DynamoDB handler called as its Flask app would call it, without Flask around it:
+    the request context, URL routing, CORS and response finalizing were a tenth of moto's CPU
+    per call, for one route (`POST /`, `DynamoHandler.dispatch`). Kept from the app: its request
+    class (moto's), the handler's (status, headers, body) as the answer. Not kept: moto's request
+    recorder (a moto-api feature, off unless asked for). A failure inside moto is answered as
+    DynamoDB answers its own failures, a 500 `InternalServerError` in JSON, where Flask's
+    answer was an HTML page."""
+
+    def __init__(self, app: Any) -> None:
+        from moto.dynamodb.responses import DynamoHandler
+
+        self._request_class = app.request_class
+        self._handler = DynamoHandler.dispatch
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        from werkzeug.wrappers import Response
+
+        request = self._request_class(environ)
+        try:
+            status, headers, body = self._handler(request, request.raw_url, dict(request.headers))
+        except Exception as exc:  # moto's own failure, not the caller's
+            status, headers = 500, {"Content-Type": "application/x-amz-json-1.0"}
+            body = json.dumps(
+                {
+                    "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                    "message": f"moto failed: {type(exc).__name__}",
+                }
+            )
+        return Response(response=body, status=status, headers=headers)(environ, start_response)
 
 
 class _KeepAliveWSGIServer(ThreadingHTTPServer):
