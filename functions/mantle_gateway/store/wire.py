@@ -96,6 +96,7 @@ class WireClient:
         from mantle_gateway.upstream.signing import SigV4Signer
 
         self._url = endpoint_url.rstrip("/") + "/"
+        self._parsed_url = httpx.URL(self._url)  # parsed once, not for every request (~15 µs)
         self._signer = SigV4Signer(credentials, region, service="dynamodb")
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout).as_dict()
         self._transport = transport or httpx.HTTPTransport(
@@ -142,7 +143,11 @@ class WireClient:
         except UpstreamError as exc:  # no credentials to sign with
             raise WireError("NoCredentials", exc.message) from exc
         request = httpx.Request(
-            "POST", self._url, headers=headers, content=body, extensions={"timeout": self._timeout}
+            "POST",
+            self._parsed_url,
+            headers=headers,
+            content=body,
+            extensions={"timeout": self._timeout},
         )
         try:
             response = self._transport.handle_request(request)
