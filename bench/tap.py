@@ -28,6 +28,7 @@ import httpx
 
 from mantle_gateway.messages import GatewayRequest, GatewayResponse
 from mantle_gateway.store.dynamo import Dynamo
+from mantle_gateway.store.wire import pooled_transport
 
 if TYPE_CHECKING:
     from mantle_gateway.core.pipeline import Gateway
@@ -101,9 +102,7 @@ class _Naming(httpx.BaseTransport):
 
     def __init__(self, log: CallLog) -> None:
         self._log = log
-        self._inner = httpx.HTTPTransport(
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        )
+        self._inner = pooled_transport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         calling = self._log.calling

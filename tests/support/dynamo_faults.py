@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from mantle_gateway.store.dynamo import Dynamo
+from mantle_gateway.store.wire import pooled_transport
 
 Before = Callable[[dict[str, Any], httpx.Request], "httpx.Response | None"]
 """Sees a call before it goes out; may answer it itself (it then never reaches DynamoDB) or
@@ -25,7 +26,7 @@ After = Callable[[dict[str, Any], httpx.Response], None]
 
 class DynamoTap(httpx.BaseTransport):
     def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
+        self._inner = pooled_transport()
         self._before: list[tuple[str, Before]] = []
         self._after: list[tuple[str, After]] = []
         self.sent: list[str] = []

@@ -118,13 +118,13 @@ class _WithoutFlask:
 
     def __init__(self, app: Any) -> None:
         from moto.dynamodb.responses import DynamoHandler
+        from werkzeug.wrappers import Response
 
         self._request_class = app.request_class
         self._handler = DynamoHandler.dispatch
+        self._response_class = Response
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
-        from werkzeug.wrappers import Response
-
         request = self._request_class(environ)
         try:
             status, headers, body = self._handler(request, request.raw_url, dict(request.headers))
@@ -136,7 +136,8 @@ class _WithoutFlask:
                     "message": f"moto failed: {type(exc).__name__}",
                 }
             )
-        return Response(response=body, status=status, headers=headers)(environ, start_response)
+        answer = self._response_class(response=body, status=status, headers=headers)
+        return answer(environ, start_response)
 
 
 class _KeepAliveWSGIServer(ThreadingHTTPServer):

@@ -72,6 +72,14 @@ class WireError(Exception):
         self.answer = answer or {}
 
 
+def pooled_transport() -> httpx.HTTPTransport:
+    """The connection pool a client's calls go over (a transport wrapped around it for tests or
+    the bench uses the same pool)."""
+    return httpx.HTTPTransport(
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    )
+
+
 def endpoint_for(region: str) -> str:
     """DynamoDB's public endpoint in `region` (the China partition has its own domain)."""
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
@@ -99,9 +107,7 @@ class WireClient:
         self._parsed_url = httpx.URL(self._url)  # parsed once, not for every request (~15 µs)
         self._signer = SigV4Signer(credentials, region, service="dynamodb")
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout).as_dict()
-        self._transport = transport or httpx.HTTPTransport(
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        )
+        self._transport = transport or pooled_transport()
         self._sleep = sleep
 
     def get_item(self, **params: Any) -> dict[str, Any]:
