@@ -49,6 +49,8 @@ class Added:
 class LatencyResult:
     c1: Added
     c1_back_to_back: Added
+    floor_back_to_back: Added
+    """The back-to-back run through `bench.floor`: what this machine adds before gateway code."""
     concurrent: Added
     concurrency: int
     ttfb: Added
@@ -72,6 +74,7 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
     runs: dict[str, list[Added]] = {
         "c1": [],
         "b2b": [],
+        "floor": [],
         "cn": [],
         "ttfb": [],
         "ttfb_messages": [],
@@ -85,6 +88,7 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
         runs["c1"].append(pair.run(body, 1, sizes.requests_c1, client.timed_post))
         runs["b2b"].append(pair.run(body, 1, sizes.requests_c1, client.timed_post, settle=False))
         cpu.append(pair.gateway_cpu)
+        runs["floor"].append(pair.floor(body, sizes.requests_c1))
         runs["cn"].append(
             pair.run(body, sizes.concurrency, sizes.requests_per_worker, client.timed_post)
         )
@@ -106,6 +110,7 @@ def measure(stack: Stack, sizes: Sizes) -> LatencyResult:
     return LatencyResult(
         c1=_median(runs["c1"]),
         c1_back_to_back=_median(runs["b2b"]),
+        floor_back_to_back=_median(runs["floor"]),
         concurrent=_median(runs["cn"]),
         concurrency=sizes.concurrency,
         ttfb=_median(runs["ttfb"]),
@@ -159,11 +164,30 @@ class _Pair:
             if target is gateway:
                 after, count = self.stack.cpu_seconds(), workers * (per_worker + load.WARMUP)
                 self.gateway_cpu = {k: (after[k] - before[k]) / count for k in after}
-        d, g = samples[True], samples[False]
-        d50, d99 = percentile(d, 50), percentile(d, 99)
-        g50, g99 = percentile(g, 50), percentile(g, 99)
         waits = before_upstream_ms(self.stack.admin("marks")["marks"])
-        return Added(d50, g50, g50 - d50, d99, g99, g99 - d99, percentile(waits, 50) / 1000.0)
+        return _added(samples[True], samples[False], percentile(waits, 50) / 1000.0)
+
+    def floor(self, body: bytes, requests: int) -> Added:
+        """The back-to-back run once more, through the floor instead of the gateway."""
+        direct = client.direct(self.stack.simulator_url)
+        bare = client.Target(
+            self.stack.floor_url + "/", {"content-type": "application/json"}, False
+        )
+        self.stack.floor_waits()  # from here on, only this run's
+        order = (direct, bare) if self.first_direct else (bare, direct)
+        samples = {
+            target is direct: load.run(
+                target, body, workers=1, per_worker=requests, timer=client.timed_post
+            )
+            for target in order
+        }
+        return _added(samples[True], samples[False], percentile(self.stack.floor_waits(), 50))
+
+
+def _added(direct: list[float], gateway: list[float], dynamodb_p50: float) -> Added:
+    d50, d99 = percentile(direct, 50), percentile(direct, 99)
+    g50, g99 = percentile(gateway, 50), percentile(gateway, 99)
+    return Added(d50, g50, g50 - d50, d99, g99, g99 - d99, dynamodb_p50)
 
 
 def _median(runs: list[Added]) -> Added:

@@ -116,6 +116,7 @@ def _latency_rows(t: Table, m: Measured) -> None:
         )
     )
     t.add(_back_to_back(lat.c1_back_to_back))
+    t.add(_floor(lat.c1_back_to_back, lat.floor_back_to_back))
     t.add(
         _added(
             "added_cn",
@@ -197,6 +198,22 @@ def _back_to_back(a: Added) -> Row:
         f"p50 ≤ {_ms(bound)} (DynamoDB wait {_ms(a.dynamodb_p50)} + 2 ms); p99 ≤ twice p50",
         verdict(a.added_p50 <= bound and a.added_p99 <= 2 * a.added_p50),
         a.added_p50,
+    )
+
+
+def _floor(gateway: Added, floor: Added) -> Row:
+    """The same back-to-back run through `bench.floor`, a bare forwarder making the gateway's
+    DynamoDB calls and nothing else of its work: its own share (added p50 minus its DynamoDB
+    wait) is what this machine takes of the row above's 2 ms before any gateway code runs."""
+    own = floor.added_p50 - floor.dynamodb_p50
+    return Row(
+        "added_c1_b2b_floor",
+        "… the same through a bare forwarder (`bench.floor`): its added p50 / p99; its own "
+        "share beside the gateway's",
+        _pair(floor.added_p50, floor.added_p99, sign=True)
+        + f" (DynamoDB wait {_ms(floor.dynamodb_p50)}); own share {_ms(own)}, gateway's "
+        + _ms(gateway.added_p50 - gateway.dynamodb_p50),
+        number=own,
     )
 
 

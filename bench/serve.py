@@ -19,7 +19,7 @@ from bench.tap import CallLog, Tap
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
-    parser.add_argument("role", choices=("dynamodb", "simulator", "gateway"))
+    parser.add_argument("role", choices=("dynamodb", "simulator", "gateway", "floor"))
     parser.add_argument("ready_file", type=Path)
     parser.add_argument("--simulator", default="")
     parser.add_argument("--dynamodb", default="")
@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
         _dynamodb(args.ready_file)
     elif args.role == "simulator":
         _simulator(args.ready_file)
+    elif args.role == "floor":
+        _floor(args.ready_file, args.simulator, args.dynamodb)
     else:
         _gateway(args.ready_file, args.simulator, args.dynamodb)
 
@@ -83,6 +85,18 @@ def _gateway(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
     server = serve(Tap(gateway, log, usage_writer), "127.0.0.1", 0, settings.max_request_bytes)
     _ready(ready, server.url)
     server.serve_forever()
+
+
+def _floor(ready: Path, simulator_url: str, dynamodb_url: str) -> None:
+    from bench import floor
+    from mantle_gateway.settings import Settings
+
+    settings = Settings.from_env(
+        {"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url}
+    )
+    server = floor.serve(simulator_url, settings)
+    _ready(ready, server.url)
+    threading.Event().wait()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The servers every network measure runs against, started once per run.
 
-Three processes on loopback: DynamoDB (moto's server mode), the Mantle simulator, and the local
-door running the gateway (plus the bench's tap). The bench process creates the tables, issues
+Four processes on loopback: DynamoDB (moto's server mode), the Mantle simulator, the local door
+running the gateway (plus the bench's tap), and the floor (`bench.floor`, a bare forwarder that
+only the back-to-back measure calls). The bench process creates the tables, issues
 the keys and drives the load. Keys have every check on (model patterns, rpm, tpm, a monthly
 budget) with limits far above what the bench sends, so each request takes the full path.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 from bench import procs
+from bench.floor import WAITS_PATH
 from mantle_gateway.core.auth import issue_key
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
@@ -40,6 +42,7 @@ class Stack:
         self.dynamodb_url = ""
         self.simulator_url = ""
         self.gateway_url = ""
+        self.floor_url = ""
         self.pids: dict[str, int] = {}
         self.settings = Settings()
         self.dynamo: Dynamo | None = None
@@ -79,6 +82,10 @@ class Stack:
             "gateway", workdir, "--simulator", simulator.url, "--dynamodb", dynamodb.url
         )
         self.gateway_url = gateway.url
+        floor = self._child(
+            "floor", workdir, "--simulator", simulator.url, "--dynamodb", dynamodb.url
+        )
+        self.floor_url = floor.url
         self._admin = self._exit.enter_context(httpx.Client(base_url=gateway.url, timeout=30))
 
     def _child(self, role: str, workdir: Path, *args: str) -> procs.Child:
@@ -117,6 +124,14 @@ class Stack:
         answer.raise_for_status()
         value: dict[str, Any] = answer.json()
         return value
+
+    def floor_waits(self) -> list[float]:
+        """The floor's DynamoDB waits (seconds) since this was last asked."""
+        assert self._admin is not None
+        answer = self._admin.get(self.floor_url + WAITS_PATH.decode())
+        answer.raise_for_status()
+        waits: list[float] = answer.json()
+        return waits
 
     def settle(self, http: httpx.Client, request_id: str) -> None:
         """Return once the gateway has closed `request_id` and written its usage."""
