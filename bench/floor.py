@@ -5,7 +5,9 @@ lets a gateway wait on and what no gateway can leave out: it reads a request off
 connection, makes the gateway's admission write through the gateway's own `LimitsStore` (timed
 as the tap times the gateway's DynamoDB wait), forwards the request signed to the simulator in
 one write, relays the answer in one write, and hands the usage record to the gateway's own
-background writer, which writes it as the gateway does. Nothing else: no HTTP library, no key
+background writer, which writes it as the gateway does. Its DynamoDB wait is timed as the
+gateway's is (`bench.tap`: each call of the Dynamo it uses, whole, between the request's mark
+and the upstream call's). Nothing else: no HTTP library, no key
 check, no JSON, no pricing, no log line.
 
 Its added latency minus its DynamoDB wait is the share of the row's "+ 2 ms" that this machine
@@ -26,17 +28,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from bench.tap import CallLog
 from mantle_gateway.settings import Settings
 from mantle_gateway.simulator import SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY
 from mantle_gateway.store.background_ledger import BackgroundLedger
-from mantle_gateway.store.dynamo import Dynamo
 from mantle_gateway.store.ledger import Ledger
 from mantle_gateway.store.limits import Ask, LimitsStore
 from mantle_gateway.upstream.signing import SigV4Signer, static_credentials
 from mantle_gateway.usage import TokenCounts, UsageRecord
 
-WAITS_PATH = b"/__floor/waits"
-"""GET: the DynamoDB waits (seconds) since the last such GET, as a JSON list."""
+MARKS_PATH = b"/__floor/marks"
+"""GET: the `CallLog` marks since the last such GET, as the tap's `/__bench/marks` gives the
+gateway's (`bench.roundtrips.before_upstream_ms` reads both)."""
 
 _KEY_ID = "key_floor"
 _MODEL = "openai.gpt-oss-120b"
@@ -53,7 +56,10 @@ class Floor(socketserver.ThreadingTCPServer):
 
     def __init__(self, simulator_url: str, settings: Settings) -> None:
         super().__init__(("127.0.0.1", 0), _Connection)
-        dynamo = Dynamo(region=settings.region, endpoint_url=settings.dynamodb_endpoint_url)
+        self.log = CallLog()
+        dynamo = self.log.dynamo(
+            region=settings.region, endpoint_url=settings.dynamodb_endpoint_url
+        )
         self.limits = LimitsStore(dynamo, settings.limits_table)
         self.usage = BackgroundLedger(
             Ledger(dynamo, usage_table=settings.usage_table, limits_table=settings.limits_table)
@@ -62,7 +68,6 @@ class Floor(socketserver.ThreadingTCPServer):
             static_credentials(SIMULATOR_ACCESS_KEY, SIMULATOR_SECRET_KEY), settings.region
         )
         self.upstream = urlsplit(simulator_url)
-        self.waits: list[float] = []
 
     @property
     def url(self) -> str:
@@ -83,9 +88,9 @@ class _Connection(socketserver.BaseRequestHandler):
         with simulator:
             while (request := incoming.next()) is not None:
                 head, body = request
-                if head.split(b" ", 2)[1] == WAITS_PATH:
-                    waits, self.server.waits = self.server.waits, []
-                    client.sendall(_message(b"HTTP/1.1 200 OK", json.dumps(waits).encode()))
+                if head.split(b" ", 2)[1] == MARKS_PATH:
+                    marks = json.dumps(self.server.log.drain()).encode()
+                    client.sendall(_message(b"HTTP/1.1 200 OK", marks))
                     continue
                 self._forward(client, simulator, answers, body)
 
@@ -94,6 +99,7 @@ class _Connection(socketserver.BaseRequestHandler):
     ) -> None:
         server, now, request_id = self.server, datetime.now(UTC), uuid.uuid4().hex
         start = time.perf_counter()
+        server.log.mark("request")
         ask = Ask(
             _KEY_ID,
             now.strftime("%Y-%m"),
@@ -107,7 +113,7 @@ class _Connection(socketserver.BaseRequestHandler):
             expires=Decimal(int(now.timestamp()) + 900),
         )
         verdict = server.limits.admit(ask)
-        server.waits.append(time.perf_counter() - start)
+        server.log.mark("upstream")
         url = f"{server.upstream.scheme}://{server.upstream.netloc}/v1/chat/completions"
         headers = server.signer.sign("POST", url, {"content-type": "application/json"}, body)
         head = f"POST /v1/chat/completions HTTP/1.1\r\nhost: {server.upstream.netloc}"

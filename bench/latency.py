@@ -173,7 +173,7 @@ class _Pair:
         bare = client.Target(
             self.stack.floor_url + "/", {"content-type": "application/json"}, False
         )
-        self.stack.floor_waits()  # from here on, only this run's
+        self.stack.floor_marks()  # from here on, only this run's
         order = (direct, bare) if self.first_direct else (bare, direct)
         samples = {
             target is direct: load.run(
@@ -181,7 +181,8 @@ class _Pair:
             )
             for target in order
         }
-        return _added(samples[True], samples[False], percentile(self.stack.floor_waits(), 50))
+        waits = before_upstream_ms(self.stack.floor_marks())
+        return _added(samples[True], samples[False], percentile(waits, 50) / 1000.0)
 
 
 def _added(direct: list[float], gateway: list[float], dynamodb_p50: float) -> Added:

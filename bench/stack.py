@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from bench import procs
-from bench.floor import WAITS_PATH
+from bench.floor import MARKS_PATH
 from mantle_gateway.core.auth import issue_key
 from mantle_gateway.settings import Settings
 from mantle_gateway.store.dynamo import Dynamo
@@ -125,13 +125,13 @@ class Stack:
         value: dict[str, Any] = answer.json()
         return value
 
-    def floor_waits(self) -> list[float]:
-        """The floor's DynamoDB waits (seconds) since this was last asked."""
+    def floor_marks(self) -> list[list[Any]]:
+        """The floor's marks (`bench.tap.CallLog`) since this was last asked."""
         assert self._admin is not None
-        answer = self._admin.get(self.floor_url + WAITS_PATH.decode())
+        answer = self._admin.get(self.floor_url + MARKS_PATH.decode())
         answer.raise_for_status()
-        waits: list[float] = answer.json()
-        return waits
+        marks: list[list[Any]] = answer.json()
+        return marks
 
     def settle(self, http: httpx.Client, request_id: str) -> None:
         """Return once the gateway has closed `request_id` and written its usage."""
