@@ -2,13 +2,12 @@
 
 A bare forwarder, in a process of its own as the gateway is, doing only what the row's target
 lets a gateway wait on and what no gateway can leave out: it reads a request off a keep-alive
-connection, makes the gateway's admission write through the gateway's own `LimitsStore` (timed
-as the tap times the gateway's DynamoDB wait), forwards the request signed to the simulator in
-one write, relays the answer in one write, and hands the usage record to the gateway's own
-background writer, which writes it as the gateway does. Its DynamoDB wait is timed as the
-gateway's is (`bench.tap`: each call of the Dynamo it uses, whole, between the request's mark
-and the upstream call's). Nothing else: no HTTP library, no key
-check, no JSON, no pricing, no log line.
+connection, makes the gateway's admission write through the gateway's own `LimitsStore`,
+forwards the request signed to the simulator in one write, relays the answer in one write, and
+hands the usage record to the gateway's own background writer, which writes it as the gateway
+does. Nothing else: no HTTP library, no key check, no JSON, no pricing, no log line. Its
+DynamoDB wait is timed as the gateway's is (`bench.tap`: each call of the Dynamo it uses, whole,
+between the request's mark and the upstream call's).
 
 Its added latency minus its DynamoDB wait is the share of the row's "+ 2 ms" that this machine
 takes before any gateway code runs: two more loopback hops, and the simulator and the client
@@ -43,8 +42,9 @@ gateway's (`bench.roundtrips.before_upstream_ms` reads both)."""
 
 _KEY_ID = "key_floor"
 _MODEL = "openai.gpt-oss-120b"
-_RESERVED = Decimal("0.00001395")
-"""What the gateway reserves for the bench's chat request (its worst case at this model's price)."""
+_RESERVED, _RESERVED_TOKENS = Decimal("0.00001395"), 45
+"""What the gateway reserves for the bench's chat request: its worst case, in USD at this model's
+price and in tokens (the rate window's tpm)."""
 _COST = Decimal("0.00001035")
 _RPM, _TPM, _BUDGET = 1_000_000, 1_000_000_000, Decimal(1_000_000)
 """The limits `Stack.issue_key` gives the gateway's keys, so the write has the same conditions."""
@@ -108,7 +108,7 @@ class _Connection(socketserver.BaseRequestHandler):
             _TPM,
             _BUDGET,
             _RESERVED,
-            tokens=45,
+            tokens=_RESERVED_TOKENS,
             request_id=request_id,
             expires=Decimal(int(now.timestamp()) + 900),
         )
