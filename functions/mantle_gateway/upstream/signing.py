@@ -280,8 +280,7 @@ def default_credentials() -> CredentialSource:
     secret_key = environ.get("AWS_SECRET_ACCESS_KEY")
     if access_key and secret_key and not environ.get("AWS_CREDENTIAL_EXPIRATION"):
         token = environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN") or None
-        fixed = StaticCredentials(access_key, secret_key, token)
-        return lambda: fixed
+        return static_credentials(access_key, secret_key, token)
     return _botocore_chain()
 
 
@@ -304,6 +303,8 @@ def _botocore_chain() -> CredentialSource:
     return current
 
 
-def static_credentials(access_key: str, secret_key: str) -> CredentialSource:
-    fixed = StaticCredentials(access_key, secret_key)
+def static_credentials(
+    access_key: str, secret_key: str, token: str | None = None
+) -> CredentialSource:
+    fixed = StaticCredentials(access_key, secret_key, token)
     return lambda: fixed
